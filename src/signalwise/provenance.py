@@ -65,21 +65,14 @@ def command_line(argv: list[str] | None = None) -> str:
 
 #: an option whose value is a secret itself (`--api-key K`, `--token=T`, `--password P`); `--mqtt-key-file` names
 #: a file, not a secret, and stays
-_SECRET_OPTION = re.compile(r"^--?[\w-]*(?:key|token|secret|password|passwd|pwd|credential)s?$", re.IGNORECASE)
-#: a query parameter or `name=value` pair whose value is a secret (`?password=`, `access_token=`, `api_key=`)
-_SECRET_PAIR = re.compile(r"\b(\w*(?:token|secret|password|passwd|pwd|api_key|apikey)=)[^&#\s]+", re.IGNORECASE)
-#: a signalwise API key (`store.keys`: `sw_<id>_<secret>`): its public id is kept, as the logs name a key
-_API_KEY = re.compile(r"\b(sw_[0-9a-f]{10}_)[A-Za-z0-9_-]+")
-#: the user information of a URL: `scheme://user:password@`
-_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^/@:\s]*:)[^/\s]*@")
-
-
+_SECRET_OPTION = re.compile(r"^--?[\w-]*(?:key|token|secret|password|passwd|pass|pwd|credential)s?$", re.IGNORECASE)
 def redacted_arg(arg: str) -> str:
-    """One argument with its secrets written `***`, as `live` and `serve` print a database URL
-    (`postgresql://postgres:***@host/db`): a URL's password, a `password=`/`token=` pair, an API key's secret."""
-    arg = _URL_PASSWORD.sub(r"\1***@", arg)
-    arg = _SECRET_PAIR.sub(r"\1***", arg)
-    return _API_KEY.sub(r"\1***", arg)
+    """One argument with its secrets written `***` (`core.redaction.redacted`, the rule every place that shows a
+    URL follows): a URL's password (`postgresql://postgres:***@host/db`), a `password=`/`token=` pair, an
+    `Authorization` header's credentials, a JWT, an API key's secret."""
+    from .core.redaction import redacted
+
+    return redacted(arg)
 
 
 def redacted_argv(argv: list[str]) -> list[str]:

@@ -483,6 +483,9 @@ def _say_how_it_ended(console, runtime, store, run_dir: Path) -> int:
     note = f"; {store.waiting_message()}" if waiting and store is not None else ""
     console.print(f"live run {status['status']} at t={status['sim_time_s']:.0f} s; restarts: {status['restarts']}"
                   f"{note}", soft_wrap=True)  # unbroken: paths and a command to copy
+    moved = store.stored_as_note() if store is not None and hasattr(store, "stored_as_note") else None
+    if moved:  # as `publish` says a run stored under another id than its name
+        console.print(f"note: {moved}", soft_wrap=True)
     for warning in _fault_warnings(runtime):
         # as `signalwise run` says it under its table: one line a warning, however narrow the stream
         console.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", soft_wrap=True)
@@ -571,7 +574,12 @@ def _store(db: str | None, run_dir: Path):
         from ..store.live import LiveStoreWriter
     except ImportError:
         return None
-    return LiveStoreWriter(_db_url(db), run_dir.name, run_dir / "store-buffer", 1_000_000)
+    from ..runtime.records import directory_simulation_id
+
+    # a name the store holds for records sent over the API (an ingest key can name a live run's time stamp before
+    # it starts) is not the run's: it is stored under the id `publish` gives a directory whose name is taken
+    return LiveStoreWriter(_db_url(db), run_dir.name, run_dir / "store-buffer", 1_000_000,
+                           alternate_id=directory_simulation_id(run_dir))
 
 
 def _started(server, thread: threading.Thread, timeout_s: float = 60.0, stop=lambda: False) -> bool:

@@ -28,7 +28,9 @@ channel and delivers what other processes published. With a JWT secret set,
 each message on the channel carries an HMAC-SHA256 of its text under a key
 derived from that secret (`signing_key`), and a hub drops any message whose
 HMAC does not match: whoever may PUBLISH on the Redis server, but does not
-know the secret, cannot put alerts or snapshots on the operators' streams. Without Redis the hub is in-process. The end of the run goes
+know the secret, cannot put alerts or snapshots on the operators' streams; a message older than
+`MESSAGE_MAX_AGE_S`, or not after the last one of its publishing process (`seq`), is a replay of a captured one
+and is dropped too (`take_from_redis`). Without Redis the hub is in-process. The end of the run goes
 through Redis too: the loop's hub publishes an `end` message (its reason)
 when it ends its own streams, and a hub that receives it, or the run's
 last snapshot (`running: false`) with no `end` within END_WAIT_S, ends its
@@ -68,6 +70,10 @@ END_TOPIC = "end"
 #: how long a hub that got a run's last snapshot over Redis waits for its `end` (which names why the run ended)
 #: before it ends its clients itself
 END_WAIT_S = 5.0
+#: seconds a message on the Redis channel may be old (its `published_at`) and still be delivered: a few seconds of
+#: delivery (a publisher's queue waiting out a slow Redis) plus the clocks of two hosts disagreeing; an older one,
+#: or one from further ahead than that, is a copy re-sent (a replay), dropped and counted
+MESSAGE_MAX_AGE_S = 10.0
 
 #: WebSocket close codes (RFC 6455): policy violation (too slow, bad subscription, bad token),
 #: try again later (no live run), going away (the run ended, the server stops)
@@ -104,10 +110,18 @@ def channel_name(settings) -> str:  # noqa: ANN001 - store.Settings
     return f"{CHANNEL}:{_redis_db(settings.redis_url)}:{store}"
 
 
+#: the port a back-end's server listens on when a URL names none (`_store_identity`: `h/db` is `h:5432/db`)
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
+#: the query options of a database URL that choose which store it names (a server, a database, a schema); the
+#: others (`connect_timeout`, `sslmode`, `application_name`, ...) only change how the connection is made
+STORE_OPTIONS = frozenset({"host", "hostaddr", "port", "dbname", "service", "options"})
+
+
 def _store_identity(url: str) -> str:
     """The store a database URL names, however it is written: its back-end (`postgresql://` and
-    `postgresql+psycopg://` alike), user, host, port, database and options (a schema of its own), a SQLite file by
-    its absolute path; never its password."""
+    `postgresql+psycopg://` alike), user, host, port (the back-end's default when it names none), database and the
+    query options that choose a store (`STORE_OPTIONS`; of `options`, only its `search_path`: a schema of its own),
+    a SQLite file by its absolute path; never its password nor an option that only changes the connection."""
     import os
 
     from sqlalchemy.engine import make_url
@@ -120,8 +134,27 @@ def _store_identity(url: str) -> str:
     if backend == "sqlite":
         name = parsed.database or ""
         return "sqlite:" + (name if name in ("", ":memory:") or name.startswith("file:") else os.path.abspath(name))
-    query = "&".join(f"{k}={v}" for k, v in sorted(parsed.query.items()))
-    return f"{backend}://{parsed.username or ''}@{parsed.host or ''}:{parsed.port or ''}/{parsed.database or ''}?{query}"
+    kept = {}
+    for key, value in parsed.query.items():
+        if key not in STORE_OPTIONS:
+            continue
+        values = value if isinstance(value, tuple) else (value,)
+        if key == "options":  # `-c search_path=x -c statement_timeout=...`: only the schema chooses the store
+            values = tuple(p for v in values for p in _search_paths(v))
+        if values:
+            kept[key] = ",".join(values)
+    port = parsed.port or DEFAULT_PORTS.get(backend, "")
+    query = "&".join(f"{k}={v}" for k, v in sorted(kept.items()))
+    return f"{backend}://{parsed.username or ''}@{(parsed.host or '').lower()}:{port}/{parsed.database or ''}?{query}"
+
+
+def _search_paths(options: str) -> list[str]:
+    """The `search_path` settings of a libpq `options` text (`-c search_path=a,b`, `-csearch_path=a`,
+    `--search_path=a`; a space escaped as libpq escapes it, `\\ `)."""
+    import re
+
+    return ["search_path=" + m.group(1).replace("\\ ", "")
+            for m in re.finditer(r"(?:-c\s*|--)search_path=((?:\\.|\S)+)", options)]
 
 
 def _redis_db(url: str | None) -> int:
@@ -244,8 +277,14 @@ class StreamHub:
 
     def __init__(self, *, queue_max: int = 256, heartbeat_s: float = 10.0, profiler_every_s: float = 1.0,
                  redis_url: str | None = None, channel: str = CHANNEL, max_pending: int = 10_000,
-                 close_timeout_s: float = 10.0, signing_key: bytes | None = None, clients_max: int = 128):
+                 close_timeout_s: float = 10.0, signing_key: bytes | None = None, clients_max: int = 128,
+                 message_max_age_s: float = MESSAGE_MAX_AGE_S):
         self.id = uuid.uuid4().hex
+        #: how old a message from the channel may be (`MESSAGE_MAX_AGE_S`)
+        self.message_max_age_s = message_max_age_s
+        #: per publishing process (origin): the last seq delivered from the channel, and when (time.time()); a
+        #: message must come with a higher seq than its origin's last one
+        self._origin_seq: dict[str, tuple[int, float]] = {}
         self.queue_max = queue_max
         #: the key of the channel's messages' HMAC (`signing_key`); None: unsigned
         self.signing_key = signing_key
@@ -258,6 +297,8 @@ class StreamHub:
         self.channel = channel
         self.runtime = None
         self._seq = itertools.count(1)
+        #: held while a message is numbered and queued for Redis (a receiver drops a seq lower than the last one)
+        self._numbering = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: set[Subscriber] = set()
         self._inbox: collections.deque[Message] = collections.deque()
@@ -281,10 +322,11 @@ class StreamHub:
     def publish(self, topic: str, payload: dict) -> None:
         """Hand one message to the hub. Never blocks, never raises (called from the live loop's thread)."""
         try:
-            msg = Message(topic, next(self._seq), time.time(), payload, self.id)
+            with self._numbering:  # the loop's thread and the puller's: seqs reach Redis in their order
+                msg = Message(topic, next(self._seq), time.time(), payload, self.id)
+                if self.redis_url:
+                    self._redis_publisher().offer(msg)
             self.counts["published"] += 1
-            if self.redis_url:
-                self._redis_publisher().offer(msg)
             self._enqueue(msg)
         except Exception:  # noqa: BLE001 - a stream problem must never reach the loop
             self.counts["errors"] += 1
@@ -355,8 +397,9 @@ class StreamHub:
         if run_ended and self.redis_url and self.runtime is not None and not self._end_published:
             self._end_published = True
             with contextlib.suppress(Exception):  # never raises into the loop's thread
-                self._redis_publisher().offer(Message(END_TOPIC, next(self._seq), time.time(), {"reason": reason},
-                                                      self.id))
+                with self._numbering:
+                    self._redis_publisher().offer(Message(END_TOPIC, next(self._seq), time.time(),
+                                                          {"reason": reason}, self.id))
         loop = self._loop
         if loop is None:
             return
@@ -461,7 +504,8 @@ class StreamHub:
         return {"clients": len(self._clients), "clients_max": self.clients_max, "queue_max": self.queue_max,
                 "heartbeat_s": self.heartbeat_s,
                 "redis": {"url_set": bool(self.redis_url), "subscribed": self.redis_subscribed,
-                          "signed": self.signing_key is not None,
+                          "signed": self.signing_key is not None, "channel": self.channel,
+                          "message_max_age_s": self.message_max_age_s,
                           "dropped": self._redis_out.dropped if self._redis_out else 0},
                 **dict(self.counts)}
 
@@ -576,6 +620,35 @@ class StreamHub:
                         "publish (%s); whoever publishes them can reach the Redis server", n, self.channel,
                         "unsigned or signed with another key" if self.signing_key else "malformed")
 
+    def take_from_redis(self, msg: Message, now: float | None = None) -> bool:
+        """Deliver a message another process published on the channel (its HMAC checked), unless it is a replay: older
+        than `message_max_age_s` (or as far ahead: another host's clock), or not after the last one delivered from
+        its process (`seq` grows with each message a process publishes). A replay is dropped, counted
+        (`replayed_from_redis`) and logged as a message this deployment did not publish is. True when delivered."""
+        now = time.time() if now is None else now
+        age = now - msg.published_at
+        last = self._origin_seq.get(msg.origin)
+        if abs(age) > self.message_max_age_s:
+            why = f"published {age:.1f} s ago" if age > 0 else f"published {-age:.1f} s ahead of this host's clock"
+        elif last is not None and msg.seq <= last[0]:
+            why = f"seq {msg.seq} of its process after {last[0]}"
+        else:
+            self._origin_seq[msg.origin] = (msg.seq, now)
+            if len(self._origin_seq) > 64:  # a process silent past the age limit cannot be replayed any more
+                for origin, (_seq, seen) in list(self._origin_seq.items()):
+                    if now - seen > 2 * self.message_max_age_s:
+                        del self._origin_seq[origin]
+            self.counts["from_redis"] += 1
+            self.deliver(msg)
+            return True
+        self.counts["replayed_from_redis"] += 1
+        n = self.counts["replayed_from_redis"]
+        if n == 1 or n % 100 == 0:
+            log.warning("streams: dropped %d message(s) on the Redis channel %s as replays (the latest: %s %s, "
+                        "limit %g s); whoever re-sends them can reach the Redis server", n, self.channel, msg.topic,
+                        why, self.message_max_age_s)
+        return False
+
     async def _redis_listen(self) -> None:
         """Deliver what other processes published on the channel; reconnect with backoff."""
         import redis.asyncio as aioredis
@@ -596,8 +669,7 @@ class StreamHub:
                     if msg is None:
                         self._refused_from_redis()
                     elif msg.origin != self.id:
-                        self.counts["from_redis"] += 1
-                        self.deliver(msg)
+                        self.take_from_redis(msg)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis went away: retry, streams go on in-process

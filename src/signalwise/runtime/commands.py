@@ -999,13 +999,10 @@ def _open_store(db: str | None) -> None:
 
 
 def _shown_url(url: str) -> str:
-    """A database URL to print: its password masked."""
-    from sqlalchemy.engine import make_url
+    """A database URL to print: its secrets masked (`core.redaction.shown_url`)."""
+    from ..core.redaction import shown_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is shown as given; the store will say what is wrong
-        return url
+    return shown_url(url)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..core.redaction import shown_url
 from ..exitcodes import BAD_INPUT, FAILED
 from .cli_engine import DB_HELP
 
@@ -31,7 +32,7 @@ def ingest(file: Annotated[Path, typer.Argument(help="JSON Lines file, one recor
         _fail(f"{file}: a directory, not a file of records" if file.is_dir() else f"{file}: no such file")
     settings_or_exit()  # SIGNALWISE_INGEST_WORKERS is read mid-ingest
     engine = engine_or_exit(db)
-    shown = engine.url.render_as_string(hide_password=True)
+    shown = shown_url(engine.url)
     size = file.stat().st_size
     with open(file, "rb") as fh, Progress(TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                                           TransferSpeedColumn(), TextColumn("{task.fields[records]} records"),

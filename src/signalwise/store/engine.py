@@ -404,8 +404,10 @@ def _revision_ids() -> set[str]:
 
 
 def shown_url(engine: Engine) -> str:
-    """The engine's URL to print: its password as ***."""
-    return engine.url.render_as_string(hide_password=True)
+    """The engine's URL to print: its secrets as *** (`core.redaction.shown_url`)."""
+    from ..core.redaction import shown_url as shown
+
+    return shown(engine.url)
 
 
 def get_engine(url: str | None = None, migrate: bool = True, create_new: bool = False) -> Engine:

@@ -35,7 +35,7 @@ from . import pipeline
 from .schemas import IntersectionRecord, RecordList, field_path, first_error
 from .tables import Run, RunMetric
 from .timefmt import UTC
-from .writers import REGISTERED, PostgresWriter, SqliteWriter, run_ids
+from .writers import INGESTED, REGISTERED, PostgresWriter, SqliteWriter, run_ids
 from .writers import RunNotWritable as RunNotWritable  # what ingesting raises for the API (HTTP 409)
 
 #: records written per round trip
@@ -295,9 +295,25 @@ def _insert(conn: Connection, table):  # noqa: ANN001, ANN202
     return dialect.insert(table)
 
 
+class SimulationIdTaken(Exception):
+    """`register_run` was given the id of a simulation that records sent over the API created and fill: a run is
+    never stored into it (its records would pass for the run's), so it is stored under another id. Not a
+    `ValueError`: the run is valid, its id is not free."""
+
+    def __init__(self, simulation_id: str, key_id: str | None):
+        self.simulation_id, self.key_id = simulation_id, key_id
+        by = f" (API key {key_id})" if key_id else ""
+        super().__init__(f"simulation {simulation_id!r} holds records sent over the API{by}: a run is not stored "
+                         "into it")
+
+
 def register_run(engine: Engine, simulation_id: str, scenario: str, controller: str, seed: int,
                  config: dict, started_at: dt.datetime | None = None) -> None:
-    """Create or update a run: what was simulated, with which controller and seed, and how configured."""
+    """Create or update a run: what was simulated, with which controller and seed, and how configured.
+
+    Raises `SimulationIdTaken` when the store holds `simulation_id` for a simulation that ingested records created
+    and that holds records (an ingest key can name an id before a run takes it: a live run's is its start time):
+    the caller stores the run under another id, as `publish` does (`runtime.records.stored_simulation_id`)."""
     if not simulation_id or len(simulation_id) > 128:
         raise ValueError(f"simulation_id {simulation_id!r} must be 1..128 characters")
     if started_at is not None and started_at.tzinfo is None:
@@ -310,11 +326,32 @@ def register_run(engine: Engine, simulation_id: str, scenario: str, controller: 
               "seed": int(seed) if seed is not None else None, "config": config_json,
               "started_at": started_at, "source": REGISTERED}  # the API ingests no more into it (writers.run_ids)
     with engine.begin() as conn:
+        _refuse_an_ingested_simulation(conn, simulation_id)
         stmt = _insert(conn, Run.__table__).values(created_at=dt.datetime.now(UTC), **values)
         conn.execute(stmt.on_conflict_do_update(
             index_elements=["simulation_id"],
             set_={k: stmt.excluded[k] for k in ("scenario", "controller", "seed", "config", "started_at", "source")}))
     notify_written()
+
+
+def _refuse_an_ingested_simulation(conn: Connection, simulation_id: str) -> None:
+    """`SimulationIdTaken` when the run of this id was created by ingested records and holds some. On PostgreSQL
+    its row is locked first (an ingest sending records into it holds a share lock until it commits,
+    `writers.run_ids`), so records that arrive meanwhile are seen, or find the run registered and are refused."""
+    from sqlalchemy import select
+
+    from .tables import IntersectionRecordRow
+
+    runs = Run.__table__
+    query = select(runs.c.id, runs.c.source, runs.c.created_by_key_id).where(runs.c.simulation_id == simulation_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None or row.source != INGESTED:
+        return
+    records = IntersectionRecordRow.__table__
+    if conn.execute(select(records.c.id).where(records.c.run_id == row.id).limit(1)).first() is not None:
+        raise SimulationIdTaken(simulation_id, row.created_by_key_id)
 
 
 def forget_run(engine: Engine, simulation_id: str) -> bool:

@@ -54,13 +54,16 @@ def key_database(db: str | None) -> tuple[str, str]:
 
 
 def masked_url(url: str) -> str:
-    """A database URL to print: its password as ***."""
+    """A database URL to print: its secrets as *** (`core.redaction.shown_url`)."""
     from sqlalchemy.engine import make_url
 
+    from ..core.redaction import shown_url
+
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        make_url(url)
     except Exception:  # noqa: BLE001 - unparsable: opening it says what is wrong; never echo what may hold a password
         return "(the database URL given)"
+    return shown_url(url)
 
 
 def shown_url(url: str) -> str:

@@ -32,6 +32,7 @@ import unicodedata
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..core.redaction import shown_url
 from .tables import ApiKey
 
 log = logging.getLogger("signalwise.store.keys")
@@ -306,7 +307,7 @@ def _touch(engine: Engine, key_id: str, now: dt.datetime) -> None:
     so that a database that takes no writes (a read-only transaction or role, a standby, a read-only SQLite file)
     still verifies keys. A refused write is logged once per database and process, and not tried again on that
     database for `TOUCH_RETRY_S`; `last_used_at` is then older than the key's last use."""
-    where = engine.url.render_as_string(hide_password=True)
+    where = shown_url(engine.url)
     mono = time.monotonic()
     with _touch_lock:
         refused_at = _touch_refused.get(where)

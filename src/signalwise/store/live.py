@@ -43,6 +43,12 @@ socket nobody answers on), the write fails as an outage, and the writer retries 
 connections also carry a `statement_timeout` of `write_timeout_s`, so a write waiting on a lock ends on the server
 too (the connection that migrates the schema lifts it: an index built on a large store takes longer).
 
+A run is never stored into a simulation that records sent over the API created and fill (`ingest.register_run`
+raises `SimulationIdTaken`: an ingest key can name a live run's id, its start time, before the run starts): the
+writer then stores the run, and every row of it, under `alternate_id` (the id `publish` gives a directory whose name
+is taken), says so (`stored_as_note`, `summary()["simulation_id"]`) and keeps the ids in `buffer_dir`'s `ids.json`
+for whoever drains the buffer.
+
 `stats()["last_error"]` is what keeps rows from being stored now; once writes succeed again it is kept as
 `previous_error`, with when it was last seen and when writing worked again (`recovered_at`).
 """
@@ -72,6 +78,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from ..outdirs import HEARTBEAT, shown_status
 from .detector_configs import optional_float
+from .ingest import SimulationIdTaken
 from .tables import ALERT_LEVELS, CHANGE_RESULTS, Alert, RuntimeChange
 
 log = logging.getLogger("signalwise.store.live")
@@ -88,6 +95,10 @@ WRITE_LATE_S = 1.0
 WRITE_TIMEOUT_S = 30.0
 #: seconds a migration of the schema by the writer may take before its connection is cut
 MIGRATE_TIMEOUT_S = 1800.0
+
+#: the file of a buffer directory that keeps the run's store id when it is not its name, or may not be
+#: (`LiveStoreWriter._save_ids`): {"name", "simulation_id", "alternate_id"}
+IDS_FILE = "ids.json"
 
 #: an item of the FIFO: (kind, simulation id, rows); rows are JSON-ready except records (dicts as given)
 Item = tuple[str, str, list]
@@ -136,15 +147,23 @@ class LiveStoreWriter:
                  segment_rows: int = 10_000, retry_initial_s: float = 0.5, retry_max_s: float = 30.0,
                  busy_timeout_s: float = 5.0, connect_timeout_s: int = 5,
                  events_start: dt.datetime | None = None, write_late_s: float = WRITE_LATE_S,
-                 write_timeout_s: float = WRITE_TIMEOUT_S):
+                 write_timeout_s: float = WRITE_TIMEOUT_S, alternate_id: str | None = None):
         from ..core.eventlog import DEFAULT_START
 
         if not simulation_id or len(simulation_id) > 128:
             raise ValueError(f"simulation_id {simulation_id!r} must be 1..128 characters")
         if max_buffered_rows < 1:
             raise ValueError(f"max_buffered_rows must be at least 1, not {max_buffered_rows}")
+        if alternate_id is not None and not 0 < len(alternate_id) <= 128:
+            raise ValueError(f"alternate_id {alternate_id!r} must be 1..128 characters")
         self.database_url = database_url
-        self.simulation_id = simulation_id
+        #: the run's name: what the loop's rows carry (a record its `simulation_id`)
+        self.name = simulation_id
+        #: the id the run is stored under when the store holds its name for records sent over the API
+        #: (`ingest.SimulationIdTaken`); a random one when None (`_other_id`)
+        self.alternate_id = alternate_id
+        #: the id the run is stored under (`simulation_id`): its name, or another once the name was found taken
+        self._stored_as = simulation_id
         self.buffer_dir = Path(buffer_dir)
         self.max_buffered_rows = max_buffered_rows
         self.memory_rows = max(1, min(memory_rows, max_buffered_rows))
@@ -194,6 +213,8 @@ class LiveStoreWriter:
         self._cut = False
         #: the DB-API connections the writer's engines opened, while they exist (the ones a cut shuts)
         self._conns: weakref.WeakSet = weakref.WeakSet()
+        #: held while a connection is added to `_conns` and while the spooler copies it (`_connections`)
+        self._conns_lock = threading.Lock()
 
         self._work = threading.Event()  # something was put
         self._kick = threading.Event()  # flush or close: retry now
@@ -285,7 +306,7 @@ class LiveStoreWriter:
                 room = self.max_buffered_rows - (self._mem_rows + self._hand_rows + self._disk_rows)
             taken = rows if len(rows) <= room else rows[: max(0, room)]
             if taken:
-                self._memory.append((kind, self.simulation_id, taken))
+                self._memory.append((kind, self.name, taken))
                 self._mem_rows += len(taken)
             lost = len(rows) - len(taken)
             first_loss = lost and not self._overflow
@@ -341,15 +362,73 @@ class LiveStoreWriter:
             self._recovered_at = _now_iso()
 
     @property
+    def simulation_id(self) -> str:
+        """The id the run is stored under: its name, unless the store holds that for records sent over the API
+        (`ingest.SimulationIdTaken`), then `alternate_id` (`stored_as_note` says so)."""
+        return self._stored_as
+
+    def stored_as_note(self) -> str | None:
+        """One line when the run is stored under another id than its name, None otherwise."""
+        if self._stored_as == self.name:
+            return None
+        return (f"run {self.name} is stored as {self._stored_as}: the store holds {self.name} for records sent over "
+                "the API (an ingest key named it first)")
+
+    def _store_id(self, sim: str) -> str:
+        return self._stored_as if sim == self.name else sim
+
+    def _other_id(self) -> str:
+        """The id the run takes when its name is taken: `alternate_id`, or (none given, or it is taken too) the name
+        with 8 random hex digits."""
+        if self.alternate_id is not None and self._stored_as != self.alternate_id:
+            return self.alternate_id
+        return f"{self.name[:128 - 9]}~{uuid.uuid4().hex[:8]}"
+
+    def _take_other_id(self, taken: Exception) -> None:
+        """The store holds the run's name (or the id it moved to) for records sent over the API: the run moves to
+        another id, which the buffer directory keeps (`IDS_FILE`) for a writer or a drain that picks up its rows."""
+        self._stored_as = self._other_id()
+        note = self.stored_as_note()
+        log.warning("%s (%s)", note, taken)
+        self._save_ids()
+
+    def _save_ids(self) -> None:
+        """Write the run's ids to `buffer_dir` when it exists (a new segment writes them too: `_append`)."""
+        if not self.buffer_dir.is_dir() or (self._stored_as == self.name and self.alternate_id is None):
+            return
+        try:
+            tmp = self.buffer_dir / f"{IDS_FILE}.partial"
+            tmp.write_text(json.dumps({"name": self.name, "simulation_id": self._stored_as,
+                                       "alternate_id": self.alternate_id}))
+            tmp.replace(self.buffer_dir / IDS_FILE)
+        except OSError as exc:
+            log.warning("could not keep the run's store id in %s: %s", self.buffer_dir, exc)
+
+    def _load_ids(self) -> None:
+        """The ids a previous writer of this buffer kept (`_save_ids`), when they are this run's."""
+        try:
+            ids = json.loads((self.buffer_dir / IDS_FILE).read_text())
+        except (OSError, ValueError):
+            return
+        if not isinstance(ids, dict) or ids.get("name") != self.name:
+            return
+        if isinstance(ids.get("simulation_id"), str) and 0 < len(ids["simulation_id"]) <= 128:
+            self._stored_as = ids["simulation_id"]
+        if self.alternate_id is None and isinstance(ids.get("alternate_id"), str):
+            self.alternate_id = ids["alternate_id"][:128] or None
+
+    @property
     def shown_url(self) -> str:
-        """The database URL without its password, as messages show it."""
+        """The database URL without its secrets (`core.redaction.shown_url`), as messages show it."""
+        from ..core.redaction import shown_url
+
         try:
             from .engine import database_url
 
             url = self.database_url or database_url(None)  # as the user gave it (postgresql://...)
-            return make_url(url).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - a URL that does not parse is shown as given
-            return str(self.database_url)
+        except Exception:  # noqa: BLE001 - a URL that does not parse is shown as given, its secrets masked
+            url = str(self.database_url)
+        return shown_url(url)
 
     def summary(self) -> dict:
         """What the writer stored and what still waits: `waiting_rows` (in memory and in `buffer_dir`), where,
@@ -358,7 +437,9 @@ class LiveStoreWriter:
         `previous_error_at`, `recovered_at`) and why rows were dropped as invalid (`last_rejection`)."""
         stats = self.stats()
         waiting = self.pending_rows()
-        return {"database": self.shown_url, "written": stats["written"], "waiting_rows": waiting,
+        return {"database": self.shown_url, "simulation_id": self._stored_as,
+                **({"stored_as_note": self.stored_as_note()} if self._stored_as != self.name else {}),
+                "written": stats["written"], "waiting_rows": waiting,
                 "buffer_dir": str(self.buffer_dir), "overflow_rows": stats["overflow_rows"],
                 "rejected_rows": stats["rejected_rows"], "last_rejection": stats["last_rejection"],
                 "last_error": stats["last_error"], "last_error_at": stats["last_error_at"],
@@ -556,13 +637,26 @@ class LiveStoreWriter:
 
         @event.listens_for(engine, "connect")
         def _opened(dbapi_conn, _record):  # noqa: ANN001
-            self._conns.add(dbapi_conn)
+            with self._conns_lock:
+                self._conns.add(dbapi_conn)
+
+    def _connections(self) -> list:
+        """A copy of `_conns`, taken under its lock; a copy that fails as the set changes (a connection the
+        garbage collector takes away meanwhile) is taken again: the spooler's cut must not end its thread."""
+        for _ in range(100):
+            with self._conns_lock:
+                try:
+                    return list(self._conns)
+                except RuntimeError:  # "changed size during iteration"
+                    pass
+            time.sleep(0.001)
+        return []
 
     def _cut_connections(self) -> None:
         """Shut the sockets of the writer's connections in use: the driver waiting on one returns an error."""
         import socket
 
-        for conn in list(self._conns):
+        for conn in self._connections():
             try:
                 fd = conn.pgconn.socket  # psycopg 3: libpq's socket
             except Exception:  # noqa: BLE001 - closed already
@@ -623,9 +717,22 @@ class LiveStoreWriter:
         """(rows written, rows dropped as invalid) for items of one kind and run; raises `_Outage`."""
         engine = self._connect()
         self._check_file()
-        kind, sim = group[0][0], group[0][1]
+        kind, name = group[0][0], group[0][1]
         rows = [r for item in group for r in item[2]]
-        written = self._write_isolating(engine, kind, sim, rows)
+        while True:
+            sim = self._store_id(name)
+            if kind == "records" and sim != name:  # the loop's records carry the run's name
+                rows = [{**r, "simulation_id": sim} if isinstance(r, dict) and r.get("simulation_id") == name
+                        else r for r in rows]
+            try:
+                written = self._write_isolating(engine, kind, sim, rows)
+            except SimulationIdTaken as taken:
+                if name != self.name:  # another run's rows (a drain's): kept out, as any row the store refuses
+                    self._note_rejected(len(rows), taken)
+                    return 0, len(rows)
+                self._take_other_id(taken)
+                continue
+            break
         if written:
             self._tell_cache()
         if kind in ("runs", "detectors") and written == len(rows):
@@ -662,7 +769,7 @@ class LiveStoreWriter:
                 if detectors:
                     _write_detectors(engine, sim, detectors)
             except Exception as exc:  # noqa: BLE001 - sorted into outage and invalid data
-                if not _invalid_data(exc):
+                if not (_invalid_data(exc) or isinstance(exc, SimulationIdTaken)):
                     raise
                 log.warning("run %s: its %s could not be stored again: %s", sim, what, _one_line(exc))
                 continue
@@ -684,10 +791,13 @@ class LiveStoreWriter:
 
     def _write_isolating(self, engine: Engine, kind: str, sim: str, rows: list) -> int:
         """Write rows; when the database calls some invalid, write the others (records: those that validate,
-        else one at a time) and drop those. Returns the rows written."""
+        else one at a time) and drop those. Returns the rows written. Raises `SimulationIdTaken` for a run row
+        whose id the store holds for ingested records (`_write_group` moves the run to another id)."""
         try:
             _WRITERS[kind](engine, sim, rows)
             return len(rows)
+        except SimulationIdTaken:
+            raise
         except Exception as exc:  # noqa: BLE001 - sorted into outage and invalid data
             if not _invalid_data(exc):
                 self._drop_engine()
@@ -889,11 +999,15 @@ class LiveStoreWriter:
     def _run_spooler(self) -> None:
         while True:
             stopping = self._stop_spooler.is_set()
-            with self._lock:
-                rows, db_ok = self._mem_rows, self._db_ok
-            late = self._watch_flight()
-            if rows > self.memory_rows or (rows and (not db_ok or stopping or late)):
-                self._spill(everything=stopping or not db_ok or late)
+            try:
+                self._spool_once(stopping)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not end the spilling for the rest of the run
+                log.exception("store spooler failed; it carries on")
+                with self._lock:
+                    self._failed("spooler", f"the store's spooler failed: {_one_line(exc)}")
+            else:
+                with self._lock:
+                    self._works("spooler")
             if stopping:
                 with self._fifo_lock:
                     for seg in self._segments:
@@ -902,6 +1016,14 @@ class LiveStoreWriter:
                 return
             self._spool_wake.wait(0.1)
             self._spool_wake.clear()
+
+    def _spool_once(self, stopping: bool) -> None:
+        """One round of the spooler: watch the write under way, spill memory to disk when it should."""
+        with self._lock:
+            rows, db_ok = self._mem_rows, self._db_ok
+        late = self._watch_flight()
+        if rows > self.memory_rows or (rows and (not db_ok or stopping or late)):
+            self._spill(everything=stopping or not db_ok or late)
 
     def _spill(self, everything: bool) -> None:
         """Move the oldest items in memory to the tail of the disk buffer (all, or down to half the limit).
@@ -956,6 +1078,8 @@ class LiveStoreWriter:
         fh.flush()
         os.fsync(fh.fileno())
         if new:
+            if not (self.buffer_dir / IDS_FILE).exists():
+                self._save_ids()
             _fsync_dir(self.buffer_dir)
         seg.rows += sum(len(i[2]) for i in items)
 
@@ -985,9 +1109,11 @@ class LiveStoreWriter:
         return items
 
     def _recover_segments(self) -> None:
-        """Segments a previous writer left in `buffer_dir` go first, in their order."""
+        """Segments a previous writer left in `buffer_dir` go first, in their order (under the id it stored the
+        run under, `_load_ids`)."""
         if not self.buffer_dir.is_dir():
             return
+        self._load_ids()
         found = sorted(p for p in self.buffer_dir.glob("*.jsonl") if p.stem.isdigit())
         for path in found:
             seg = _Segment(path, rows=sum(len(i[2]) for i in _read_segment(path)))

@@ -48,6 +48,7 @@ from pathlib import Path
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..core.redaction import shown_url
 from ..provenance import manifest_sha256
 from ..provenance import model_id as model_identity
 from .tables import ModelBlob, ModelDeployment, ModelFile, ModelVersionRow
@@ -226,7 +227,7 @@ class ModelRegistry:
         self.engine = engine
         self.cache_dir = Path(cache_dir)
         self.file_registry = Path(file_registry) if file_registry is not None else None
-        self.where = where or engine.url.render_as_string(hide_password=True)
+        self.where = where or shown_url(engine.url)
         self._checked_import = file_registry is None
 
     # -- versions -------------------------------------------------------------------

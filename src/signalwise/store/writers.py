@@ -78,11 +78,16 @@ def run_ids(conn: Connection, simulation_ids: Iterable[str], sender: str | None 
     t = Run.__table__
     found: dict[str, tuple[int, str | None]] = {}
 
+    # records sent over the API hold their runs' rows (a share lock, PostgreSQL) until they commit: a run registered
+    # meanwhile (`ingest.register_run`, which locks the row to update it) waits, then sees them and takes another id
+    share = sender is not None and conn.dialect.name == "postgresql"
+
     def look_up(names: list[str]) -> None:
         for i in range(0, len(names), 500):
             part = names[i:i + 500]
+            query = select(t.c.simulation_id, t.c.id, t.c.source).where(t.c.simulation_id.in_(part))
             found.update((s, (run_id, src)) for s, run_id, src in conn.execute(
-                select(t.c.simulation_id, t.c.id, t.c.source).where(t.c.simulation_id.in_(part))).all())
+                query.with_for_update(read=True) if share else query).all())
 
     look_up(wanted)
     missing = [s for s in wanted if s not in found]

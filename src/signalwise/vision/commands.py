@@ -203,13 +203,10 @@ def _db_url(db: str) -> str:
 
 
 def _shown(url: str) -> str:
-    """The database URL without its password."""
-    from sqlalchemy.engine import make_url
+    """The database URL without its secrets (`core.redaction.shown_url`)."""
+    from ..core.redaction import shown_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse is shown as given
-        return url
+    return shown_url(url)
 
 
 def _violation_writer(url: str, replace: bool = False):

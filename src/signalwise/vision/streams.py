@@ -41,7 +41,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -89,18 +88,14 @@ def is_url(source: str) -> bool:
 
 
 def shown(source: str) -> str:
-    """The source with a URL's password masked (`rtsp://admin:***@host/...`): camera URLs carry their
-    credentials, and statuses, errors and summaries are read by people and keys that must not learn them."""
+    """The source with a URL's secrets masked (`rtsp://admin:***@host/...`, `?token=***`: `core.redaction`):
+    camera URLs carry their credentials, and statuses, errors and summaries are read by people and keys that must
+    not learn them."""
     if not is_url(source):
         return source
-    try:
-        parts = urlsplit(source)
-        if parts.password is None:
-            return source
-    except ValueError:  # a netloc urllib cannot read: show nothing of it
-        return source.split("://", 1)[0] + "://***"
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    from ..core.redaction import shown_url
+
+    return shown_url(source)
 
 
 def quiet_opencv() -> None:

@@ -97,6 +97,10 @@ def _health(request: Request, with_loop: bool) -> JSONResponse:
             answer["checks"]["database"].update(state="revision-mismatch", release_revision=_release_revision(),
                                                 error=mismatch)
             problems.append(mismatch)
+    hub = getattr(request.app.state, "streams", None)
+    if hub is not None:  # every process of a deployment must name one channel: a probe of each shows whether they do
+        answer["checks"]["streams"] = {"redis": bool(hub.redis_url), "channel": hub.channel if hub.redis_url else None,
+                                       "signed": hub.signing_key is not None}
     if with_loop:
         loop = loop_health(request.app)
         answer["live"] = loop
