@@ -11,11 +11,17 @@ one was last seen (an identity passed between vehicles), which no re-acquisition
 
 from __future__ import annotations
 
+import argparse
 import math
-import sys
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("render", help="a `signalwise vision render` directory (or a bench's render/)")
+    ap.add_argument("pipeline_dir", help="a `vision run` output on VIEW (a bench's pipeline/VIEW)")
+    ap.add_argument("view", choices=("topdown", "oblique"))
+    args = ap.parse_args()
     from signalwise.vision.grading import read_pipeline, read_truth
     from signalwise.vision.grading.anchor import truth_at_anchor
     from signalwise.vision.grading.violations import (
@@ -25,7 +31,7 @@ def main() -> None:
         vehicle_of_report,
     )
 
-    render, pipeline_dir, view = sys.argv[1:4]
+    render, pipeline_dir, view = args.render, args.pipeline_dir, args.view
     truth, out = read_truth(render, view), read_pipeline(pipeline_dir)
     objects = truth_at_anchor(truth, view, "center")
     in_clip, _brief = clip_events(truth.violations, truth.fps, truth.frames / truth.fps)
