@@ -91,18 +91,7 @@ def last_seen_alive(run_dir: Path) -> dt.datetime:
 
 def open_alerts(run_dir: Path) -> list[str]:
     """The alerts its `alerts.jsonl` leaves active and unacknowledged at its end (`rule (metric)`)."""
-    latest: dict[str, dict] = {}
-    path = Path(run_dir) / "alerts.jsonl"
-    if not path.is_file():
-        return []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-            latest[row["id"]] = row
-        except (ValueError, KeyError, TypeError):
-            continue  # its last line, cut short by the kill
-    return [f"{a.get('rule')} ({a.get('metric')})" for a in latest.values()
-            if a.get("cleared_at_s") is None and not a.get("acknowledged_by")]
+    return [f"{a.get('rule')} ({a.get('metric')})" for a in open_alert_rows(run_dir) if not a.get("acknowledged_by")]
 
 
 def open_alert_rows(run_dir: Path) -> list[dict]:
