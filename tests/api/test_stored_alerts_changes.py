@@ -117,25 +117,32 @@ def test_stored_alerts_and_changes_of_a_stopped_run_are_read_with_their_states(d
         body = serve.get(ALERTS, params={"simulation_id": sim}).json()
         assert body["total"] == 3 and body["limit"] == 100 and body["offset"] == 0
         alerts = _by_rule(body)
-        assert alerts["keep_open"]["state"] == "open_at_run_end" and alerts["keep_open"]["cleared_at"] is None
+        # open when the run stopped: cleared by its end, which says so (a webhook's incident is closed with it)
+        assert alerts["keep_open"]["state"] == "cleared" and alerts["keep_open"]["cleared_because"] == "run_ended"
+        assert alerts["keep_open"]["cleared_reason"].startswith("the run ended")
         assert alerts["keep_open"]["run_status"] == "stopped"  # from the run's run.json
         assert alerts["acked"]["state"] == "cleared" and alerts["acked"]["cleared_because"] == "acknowledged"
         assert alerts["acked"]["acknowledged_by"].startswith("ops") and alerts["acked"]["cleared_at"].endswith("Z")
         assert alerts["acked"]["cleared_at_s"] is not None
-        assert alerts["added"]["state"] == "open_at_run_end" and alerts["added"]["level"] == "error"
+        assert alerts["added"]["cleared_because"] == "run_ended" and alerts["added"]["level"] == "error"
         for a in body["items"]:
             assert a["simulation_id"] == sim and a["raised_at"].endswith("Z") and a["raised_at_s"] is not None
         # the stored rows are not rewritten by reading them
         from signalwise.store.live import list_alerts
 
         stored = {a["rule"]: a for a in list_alerts(get_engine(db_url), sim)}
-        assert stored["keep_open"]["cleared_at"] is None
+        assert stored["keep_open"]["cleared_reason"].startswith("the run ended")  # the run's own clear, stored
+        serve.get(ALERTS, params={"simulation_id": "elsewhere"})
+        (far,) = list_alerts(get_engine(db_url), "elsewhere")
+        assert far["cleared_at"] is None  # open, its run unknown here, and left so by reading it
 
         # filters
         assert [a["rule"] for a in serve.get(ALERTS, params={"simulation_id": sim, "level": "warning"})
                 .json()["items"]] == ["keep_open"]
         assert serve.get(ALERTS, params={"simulation_id": sim, "rule": "acked"}).json()["total"] == 1
-        assert serve.get(ALERTS, params={"simulation_id": sim, "cleared": "false"}).json()["total"] == 2
+        assert serve.get(ALERTS, params={"simulation_id": sim, "cleared": "false"}).json()["total"] == 0  # run ended
+        assert serve.get(ALERTS, params={"simulation_id": sim, "cleared": "true"}).json()["total"] == 3
+        assert [a["id"] for a in serve.get(ALERTS, params={"cleared": "false"}).json()["items"]] == ["far-1"]
         first = min(dt.datetime.fromisoformat(a["raised_at"].replace("Z", "+00:00")) for a in body["items"])
         elsewhere_zone = first.astimezone(dt.timezone(dt.timedelta(hours=5, minutes=30))).isoformat()
         assert serve.get(ALERTS, params={"simulation_id": sim, "start": elsewhere_zone}).json()["total"] == 3
@@ -188,8 +195,8 @@ def test_stored_alerts_and_changes_of_a_stopped_run_are_read_with_their_states(d
 
     # the server that ran it, once the run has ended: the same answers
     with _client(db_url, rt) as ended:
-        assert _by_rule(ended.get(ALERTS, params={"simulation_id": sim}).json())["keep_open"]["state"] == \
-            "open_at_run_end"
+        assert _by_rule(ended.get(ALERTS, params={"simulation_id": sim}).json())["keep_open"]["cleared_because"] == \
+            "run_ended"
 
 
 @pytest.mark.slow
