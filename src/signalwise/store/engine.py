@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -124,15 +125,34 @@ def _install_sqlite_pragmas(engine: Engine, wal: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # noqa: ANN001
         cur = dbapi_conn.cursor()
+        # the wait first: switching a new, empty file to WAL takes its lock, and processes opening it at once
+        # (a server and an ingest started together) would otherwise be refused "database is locked" at once
+        cur.execute("PRAGMA busy_timeout=30000")
         if wal:
-            cur.execute("PRAGMA journal_mode=WAL")
+            _journal_mode_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA temp_store=MEMORY")
         cur.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
         cur.execute("PRAGMA mmap_size=268435456")
         cur.close()
+
+
+def _journal_mode_wal(cur) -> None:  # noqa: ANN001 - a sqlite3 cursor
+    """Switch to WAL, waiting for another process doing the same: SQLite answers a journal-mode change that meets
+    another connection's lock with "database is locked" at once, without its busy handler, so processes opening a
+    new store at the same moment (a server and an ingest started together) would fail."""
+    import sqlite3
+
+    deadline = time.monotonic() + 30.0
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _alembic_config(connection=None):  # noqa: ANN001
