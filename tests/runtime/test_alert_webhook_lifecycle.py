@@ -146,3 +146,27 @@ def test_failed_deliveries_show_in_the_status(tmp_path):
     finally:
         notifier.close()
     assert status["sent"] == 0 and "Connection refused" in status["last_error"], status
+
+
+def test_a_second_shield_change_before_the_first_is_acknowledged_is_posted_and_stays_until_seen(receiver):
+    """`shield_changed` waits for a person: a second change by another operator before the first was
+    acknowledged was silent (the alert named the first alone), and acknowledging the first cleared both. Nor does
+    the run's end clear it: nothing but a person ends it."""
+    url, got = receiver
+    engine, notifier = _engine(url)
+    try:
+        engine.evaluate(0.0, {"shield_changes": 1},
+                        subjects={"shield_changes": {"alice": "confidence_threshold 0.5 -> 0.7 at t=0 s"}})
+        engine.evaluate(1.0, {"shield_changes": 2},
+                        subjects={"shield_changes": {"bob": "confidence_threshold 0.7 -> 0.6 at t=1 s"}})
+        engine.evaluate(2.0, {"shield_changes": 2},
+                        subjects={"shield_changes": {"bob": "confidence_threshold 0.7 -> 0.6 at t=1 s"}})
+        assert until(lambda: len(got) == 2, 10), got
+        (active,) = engine.active()
+        assert active.now_subjects == ("bob",) and active.now_value == 2
+        assert engine.end_run("the run ended: its figures are no longer watched") == []
+        assert [a.id for a in engine.active()] == [active.id]
+    finally:
+        notifier.close()
+    assert [(b["event"], b["rule"]) for b in got] == [("raised", "shield_changed"), ("updated", "shield_changed")]
+    assert "bob" in got[1]["now_message"] and "0.7 -> 0.6" in got[1]["now_message"]

@@ -686,7 +686,9 @@ class AlertEngine:
         track = self._tracks.setdefault((rule.name, key), _Track())
         track.last_value = value
         if track.alert is not None and rule.until_acknowledged:
-            return None  # cleared by its acknowledgement, not by the figure
+            # cleared by its acknowledgement, not by the figure; a figure that moved on before it (a second shield
+            # change) is told as an update, or acknowledging the first would clear the second unseen
+            return self._updated(rule, key, value, track, moved=value != track.alert.now_value)
         if rule.until_acknowledged and track.acknowledged_value is not None and value <= track.acknowledged_value:
             return None  # what was acknowledged: nothing new
         if track.alert is not None:
@@ -717,16 +719,18 @@ class AlertEngine:
         self._remember(alert)
         return "raise", alert
 
-    def _updated(self, rule: AlertRule, key: str, value: float, track: _Track) -> tuple[str, AlertEvent] | None:
+    def _updated(self, rule: AlertRule, key: str, value: float, track: _Track,
+                 moved: bool = False) -> tuple[str, AlertEvent] | None:
         """An active alert whose figure now counts other subjects (a second signal stale, the first back): its
         `now_*` say so, once per change. Only a change of the names counts: a reason's wording (`14 s old`,
         `15 s old`) or a figure that moves with the same subjects (`store_unavailable_s`) would send one every
-        evaluation. A figure whose subjects the loop did not give this time says nothing."""
+        evaluation, unless the caller says the figure's move is news (`moved`: an until-acknowledged count that
+        grew). A figure whose subjects the loop did not give this time says nothing."""
         if key not in self._subjects:
             return None
         subjects = dict(self._subjects[key] or {})
         names = _names(subjects)
-        if names == track.alert.now_subjects:
+        if names == track.alert.now_subjects and not moved:
             return None
         updated = dataclasses.replace(track.alert, now_value=value, now_subjects=names,
                                       now_message=_message(rule, key, value, subjects), now_since_s=self._run_s)
@@ -760,13 +764,15 @@ class AlertEngine:
 
     def end_run(self, reason: str, *, at_s: float | None = None) -> list[AlertEvent]:
         """The run ends: every active alert is cleared with `reason` (nothing watches its figure any more, and a
-        receiver of the webhook would keep it open for ever), each told to `on_clear`; returns them."""
+        receiver of the webhook would keep it open for ever), each told to `on_clear`; returns them. An
+        until-acknowledged one stays open: it waits for a person, not for its figure."""
         out: list[tuple[str, AlertEvent]] = []
         with self._lock:
             when = self._run_s if at_s is None else at_s
-            for track in self._tracks.values():
-                if track.alert is None:
-                    continue
+            for (name, _metric), track in self._tracks.items():
+                rule = self._rules.get(name)
+                if track.alert is None or (rule is not None and rule.until_acknowledged):
+                    continue  # one waiting for a person (a run that died, a shield change) stays until seen
                 cleared = dataclasses.replace(track.alert, cleared_at_s=when, cleared_wall_time=_wall_now(),
                                               cleared_reason=reason)
                 track.alert = None

@@ -51,6 +51,8 @@ SHIELD_LIMITS: dict[str, tuple[float | bool, Looser, str]] = {
     "confidence_threshold": (0.5, LOWER, "below it the shield follows decisions its fallback would replace (0 "
                                          "follows every one, a model that cannot be used included: the confidence "
                                          "fallback switched off)"),
+    # MUTCD permits ending a walk for preemption; a run that starts without it keeps its walks whole
+    "preempt_ends_walk": (False, HIGHER, "true cuts a pedestrian's walk short when an emergency vehicle calls"),
 }
 
 
