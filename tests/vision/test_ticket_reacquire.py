@@ -92,3 +92,36 @@ def test_the_link_is_bounded_in_time_and_a_standing_vehicle_waits_longer():
     late.seen(1, [(k / 5, 10.0, 50.0) for k in range(11)])
     late.expire(70.0, set())
     assert late.started(2, 70.0, 10.0, 50.0, {2}) is None  # a minute later: a new visit
+
+
+def test_a_follower_starting_behind_a_standing_ticketed_vehicle_is_not_taken_for_it():
+    from signalwise.vision.reacquire import TicketedVehicles
+
+    rules = TicketedVehicles()
+    key = rules.key(SPEEDING)
+    rules.ticketed(1, key)
+    samples = []
+    for k in range(51):  # north at 18 m/s for 2 s (to y = 36), braking at 6 m/s^2 for 3 s (to y = 63), standing
+        t = k / 5
+        tau = min(max(t - 2.0, 0.0), 3.0)
+        samples.append((t, 10.0, 18.0 * min(t, 2.0) + 18.0 * tau - 3.0 * tau * tau))
+        rules.seen(1, samples)  # lost at t = 10 s, standing at y = 63 facing north
+    # 10 s later a follower's new track starts 12 m behind where it stood, in its lane: a standing car does not
+    # back up, so it is another vehicle, and its own speeding call is made
+    assert rules.started(2, 20.0, 10.0, 51.0, {2}) is None
+    assert rules.repeat(2, key, SPEEDING, 22.0, (0.0, 17.0)) is None
+    # the ticketed vehicle moving off where it stood continues it: its repeat is withheld
+    assert rules.started(3, 21.0, 10.1, 63.6, {2, 3}) == 1
+    assert rules.repeat(3, key, SPEEDING, 24.0, (0.0, 17.0)) is not None
+
+
+def test_new_tracks_of_one_frame_are_matched_nearest_first_whatever_their_ids():
+    from signalwise.vision.reacquire import TicketedVehicles
+
+    rules = TicketedVehicles()
+    key = rules.key(SPEEDING)
+    _ticketed_vehicle(rules, key)  # lost at y = 36 at t = 2 s, at 18 m/s: predicted at y = 54 at t = 3 s
+    # track 2 (the lower id) starts 3 m from the prediction, track 3 0.3 m: the nearer takes the end
+    assert rules.started_all(3.0, [(2, 10.0, 57.0), (3, 10.0, 54.3)], {2, 3}) == {3: 1}
+    assert rules.repeat(3, key, SPEEDING, 4.0, (0.0, 18.0)) is not None
+    assert rules.repeat(2, key, SPEEDING, 4.0, (0.0, 18.0)) is None

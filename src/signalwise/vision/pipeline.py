@@ -219,9 +219,10 @@ class Pipeline:
             tracks.append(TrackPoint(tid, float(p[0]), float(p[1]), float(xm), float(ym), v, bool(tracked.moving[k]),
                                      tuple(float(c) for c in tracked.xyxy[k])))
         visible = set(points)
-        for k, tid in enumerate(tracked.tracker_id.tolist()):
-            if tid not in known:
-                self.ticketed.started(tid, time_s, float(steady[k][0]), float(steady[k][1]), visible)
+        self.ticketed.started_all(time_s, [(tid, float(steady[k][0]), float(steady[k][1]))
+                                           for k, tid in enumerate(tracked.tracker_id.tolist()) if tid not in known],
+                                  visible)
+        for tid in tracked.tracker_id.tolist():
             if self.ticketed.follows(tid):
                 self.ticketed.seen(tid, self._steady_samples(tid))
         repeats: list[RepeatCall] = []

@@ -20,8 +20,12 @@ The rule, kept per camera (`TicketedVehicles`):
   predicts (standing: where it stood) within `LATERAL_M` across the heading
   (a vehicle keeps its lane) and `ALONG_M` plus what a `ACCEL_MPS2`
   acceleration or braking moves it in the gap (the gap taken at most
-  `REACQUIRE_S`) along it. Of several such new tracks the nearest takes it;
-  an end continued by a track now followed is not taken again.
+  `REACQUIRE_S`) along it, and not more than `BEHIND_M` behind where it was
+  lost (a vehicle does not back up: a standing one is looked for only ahead
+  of where it stood). The tracks first seen in one frame and the ends are
+  matched nearest pair first (by the distance from the predicted position):
+  of several such new tracks the nearest takes it; an end continued by a
+  track now followed is not taken again.
 - A call of a kind the vehicle was already ticketed for (speeding; a red
   light at the same stop line) on a continuing track is withheld when the
   track drives within `HEADING_MAX_DEG` of the ticketed heading (checked at
@@ -52,6 +56,8 @@ STANDING_MPS = 0.5
 LATERAL_M = 1.5
 #: how far along it, m, before the acceleration allowance
 ALONG_M = 2.0
+#: how far behind where it was lost (along its heading) a continuing track may start, m: a box's jitter
+BEHIND_M = 1.0
 #: the acceleration or braking allowed over the gap, m/s^2 (firm braking is 3-4 m/s^2)
 ACCEL_MPS2 = 3.0
 #: the velocity at a track's end is fitted over its last positions of this long, s
@@ -153,32 +159,50 @@ class TicketedVehicles:
 
     def started(self, track_id: int, time_s: float, x_m: float, y_m: float, visible) -> int | None:
         """A track first seen at (`x_m`, `y_m`): the ticketed vehicle's track it continues, else None."""
-        best = None
-        for tid, end in self._ends.items():
-            if tid in visible or end.next_id is not None or math.isnan(end.time_s) or end.time_s >= time_s:
+        return self.started_all(time_s, [(track_id, x_m, y_m)], visible).get(track_id)
+
+    def started_all(self, time_s: float, starts, visible) -> dict[int, int]:
+        """The tracks first seen in one frame, `starts` ((track_id, x_m, y_m)): {track_id: the ticketed track} of
+        those that continue a ticketed vehicle. New tracks and ends are matched nearest pair first."""
+        pairs = []
+        for track_id, x_m, y_m in starts:
+            for tid, end in self._ends.items():
+                gated = self._gate(end, tid, time_s, x_m, y_m, visible)
+                if gated is not None:
+                    pairs.append((gated[0], track_id, tid, gated[1], x_m, y_m))
+        taken: dict[int, int] = {}
+        for offset, track_id, previous, gap, x_m, y_m in sorted(pairs, key=lambda p: p[:3]):
+            end = self._ends[previous]
+            if track_id in taken or end.next_id is not None:
                 continue
-            gap = time_s - end.time_s
-            standing = math.hypot(end.vx, end.vy) < STANDING_MPS
-            if gap > (REACQUIRE_STANDING_S if standing else REACQUIRE_S):
-                continue
-            px, py = (end.x_m, end.y_m) if standing else (end.x_m + end.vx * gap, end.y_m + end.vy * gap)
-            dx, dy = x_m - px, y_m - py
-            along_max = ALONG_M + 0.5 * ACCEL_MPS2 * min(gap, REACQUIRE_S) ** 2
-            if end.heading is None:
-                ok = math.hypot(dx, dy) <= LATERAL_M
-            else:
-                ux, uy = end.heading
-                ok = abs(dx * ux + dy * uy) <= along_max and abs(dx * uy - dy * ux) <= LATERAL_M
-            if ok and (best is None or math.hypot(dx, dy) < best[0]):
-                best = (math.hypot(dx, dy), tid, gap)
-        if best is None:
+            end.next_id = track_id
+            self._links[track_id] = _Link(end.root, previous, gap, offset, end.heading)
+            self._ends[track_id] = _End(end.root, time_s, x_m, y_m, end.vx, end.vy, end.heading)
+            taken[track_id] = end.root
+        return taken
+
+    @staticmethod
+    def _gate(end: _End, tid: int, time_s: float, x_m: float, y_m: float, visible) -> tuple[float, float] | None:
+        """(offset from the predicted position, gap) when a track first seen at (`x_m`, `y_m`) may continue `end`
+        (of track `tid`), else None."""
+        if tid in visible or end.next_id is not None or math.isnan(end.time_s) or end.time_s >= time_s:
             return None
-        offset, previous, gap = best
-        end = self._ends[previous]
-        end.next_id = track_id
-        self._links[track_id] = _Link(end.root, previous, gap, offset, end.heading)
-        self._ends[track_id] = _End(end.root, time_s, x_m, y_m, end.vx, end.vy, end.heading)
-        return end.root
+        gap = time_s - end.time_s
+        standing = math.hypot(end.vx, end.vy) < STANDING_MPS
+        if gap > (REACQUIRE_STANDING_S if standing else REACQUIRE_S):
+            return None
+        px, py = (end.x_m, end.y_m) if standing else (end.x_m + end.vx * gap, end.y_m + end.vy * gap)
+        dx, dy = x_m - px, y_m - py
+        along_max = ALONG_M + 0.5 * ACCEL_MPS2 * min(gap, REACQUIRE_S) ** 2
+        if end.heading is None:
+            ok = math.hypot(dx, dy) <= LATERAL_M
+        else:
+            ux, uy = end.heading
+            along = dx * ux + dy * uy
+            # a vehicle does not back up: not behind where it was lost (standing: ahead of where it stood)
+            from_lost = (x_m - end.x_m) * ux + (y_m - end.y_m) * uy
+            ok = abs(along) <= along_max and from_lost >= -BEHIND_M and abs(dx * uy - dy * ux) <= LATERAL_M
+        return (math.hypot(dx, dy), gap) if ok else None
 
     def repeat(self, track_id: int, key: str, kind: str, time_s: float, velocity: tuple[float, float],
                stop_line: str = "") -> RepeatCall | None:
