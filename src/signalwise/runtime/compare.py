@@ -47,7 +47,7 @@ from ..analytics.verdict import (  # the verdict's rule, shared with the API's c
 from ..outdirs import why_not_fresh
 from ..provenance import models_run, provenance, software_text
 from ..sim.processes import fresh_process_context, in_callers_env
-from ..sim.scenario import clock_text, seconds_text, window_text
+from ..sim.scenario import clock_text, seconds_number, seconds_text, window_text
 from ..sim.signal_model import BELOW_ITE_NOTE
 from ..termination import StopOnce, Terminated
 from .config import RunConfig
@@ -278,6 +278,9 @@ INTERSECTION_METRICS = (
     # the vehicles that left its approach edges into the junction: the demand it served, not a figure to judge
     ("throughput_veh", "vehicles through (left its approaches)", "veh", None),
 )
+#: per-signal figures that average over the signal's vehicles -> the figure counting them in each run (its
+#: volume): a signal some seed's run saw fewer than `MIN_PER_SEED` vehicles at is too few to judge, as the network's
+INTERSECTION_SAMPLE = {"delay_per_veh_s": "throughput_veh"}
 #: what each per-signal figure counts (`sim.metrics.intersection_metrics`), for the report
 INTERSECTION_DEFINITIONS = {
     "delay_per_veh_s": "SUMO's edgeData timeLoss (time lost below each vehicle's free speed) summed over the "
@@ -310,6 +313,12 @@ def intersection_summary(controllers: list[str], seeds: list[int], runs: dict[tu
 
             base = {s: v for s in seeds if (v := value(baseline, s)) is not None}
             row = {"label": label, "unit": unit, "lower_is_better": lower_better, "controllers": {}}
+            # how many vehicles each run that measured the figure averaged it over (the signal's volume)
+            counts = [int(n) for m in runs.values() if (at := (m.get("intersections") or {}).get(tls) or {})
+                      .get(key) is not None and (n := at.get(INTERSECTION_SAMPLE.get(key, ""))) is not None]
+            too_few = bool(counts) and min(counts) < MIN_PER_SEED
+            if counts:
+                row["per_seed_n"] = {"of": "vehicles", "min": min(counts), "max": max(counts), "too_few": too_few}
             for c in controllers:
                 own = {s: v for s in seeds if (v := value(c, s)) is not None}
                 ci = mean_ci(list(own.values()))
@@ -328,7 +337,7 @@ def intersection_summary(controllers: list[str], seeds: list[int], runs: dict[tu
                                   "change_pct_ci_low": summary_figure(pct_lo),
                                   "change_pct_ci_high": summary_figure(pct_hi),
                                   "p_paired": summary_p(cmp.p_value_paired), "p_welch": summary_p(cmp.p_value)})
-                    entry.update(judge(cmp, lower_better))
+                    entry.update(judge(cmp, lower_better, too_few))
                     if common != list(own) or common != list(base):
                         entry["seeds_compared"] = common
                 row["controllers"][c] = entry
@@ -451,7 +460,7 @@ def conditions_text(cond: dict, short: bool = False) -> str:
     begin, end = cond.get("begin_s"), cond.get("end_s")
     parts = [f"{window_text(begin, end)} simulated" if begin is not None and end is not None else "window unknown"]
     if cond.get("warmup_s"):
-        parts[0] += f", after a {cond['warmup_s']:g} s warm-up" + (
+        parts[0] += f", after a {seconds_number(cond['warmup_s'])} s warm-up" + (
             f" (figures from {clock_text(begin + cond['warmup_s'])})" if begin else "")
     parts += [f"demand ×{cond['demand_scale']:g}", f"{cond['timing_profile']} timing"]
     if short:
@@ -633,7 +642,7 @@ def _step_past_first_walks(backend, until_s: float) -> None:  # noqa: ANN001 - a
             now_s = backend.step()
     except SimulationError as exc:
         why = str(exc).removeprefix("SUMO stopped during the run: ").rstrip(".")
-        raise SimulationError(f"SUMO stopped at {now_s:g} s when the network was tried once before the runs: "
+        raise SimulationError(f"SUMO stopped at {seconds_number(now_s)} s when the network was tried once before the runs: "
                               f"{why} ({read_files(backend.opts)})") from None
 
 
@@ -1021,7 +1030,9 @@ def intersection_lines(summary: dict, row: Callable[..., str]) -> list[str]:
                 continue
             said = e.get("verdict") or e.get("no_verdict")
             changes.append(f"{change_text(e)} ({p_text(e.get('p_paired'))})" + (f": **{said}**" if said else ""))
-        lines.append(row(tls, *[mean_text(entries[c], n_seeds) for c in controllers], *changes))
+        sample = rows[key].get("per_seed_n")
+        label = f"{tls} ({per_seed_text(sample, judged=False)})" if sample and sample["too_few"] else tls
+        lines.append(row(label, *[mean_text(entries[c], n_seeds) for c in controllers], *changes))
     return lines
 
 
@@ -1059,7 +1070,8 @@ def report_markdown(summary: dict, chart: str | None) -> str:
 
     begin, end = cond.get("begin_s"), cond.get("end_s")
     window = "unknown (the network could not be read)" if begin is None or end is None else \
-        f"{begin:g}–{end:g} s ({(end - begin) / 60:g} min" + (f", {clock_text(begin)}–{clock_text(end)})" if begin else ")")
+        f"{seconds_number(begin)}–{seconds_number(end)} s ({(end - begin) / 60:g} min" + (
+            f", {clock_text(begin)}–{clock_text(end)})" if begin else ")")
     warmup = cond.get("warmup_s") or 0
     teleport = cond.get("time_to_teleport_s")
     network = cond.get("network")
@@ -1071,9 +1083,9 @@ def report_markdown(summary: dict, chart: str | None) -> str:
              row("network", f"{network}" if network else f"built-in scenario {cond.get('scenario', '')}"),
              *([row("routes", ", ".join(cond["routes"]))] if cond.get("routes") else []),
              row("simulated window", window),
-             row("warm-up", f"{warmup:g} s: the figures count from {seconds_text(begin + warmup, begin)}"
+             row("warm-up", f"{seconds_number(warmup)} s: the figures count from {seconds_text(begin + warmup, begin)}"
                  if warmup and begin is not None
-                 else f"{warmup:g} s: the figures count after it" if warmup else "none: the figures count from the start"),
+                 else f"{seconds_number(warmup)} s: the figures count after it" if warmup else "none: the figures count from the start"),
              row("demand scale", f"×{cond.get('demand_scale', 1.0):g} (SUMO's --scale: the route files' vehicles times "
                                  "this)"),
              row("timing profile", cond.get("timing_profile", "")),

@@ -144,6 +144,7 @@ def from_sumocfg(path: Path, name: str | None = None, check_options: bool = True
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
         raise ScenarioError(f"{path}: not valid XML ({exc})") from None
+    _canonical_option_names(root)
 
     def value(tag: str) -> str | None:
         el = root.find(f".//{tag}")
@@ -180,6 +181,32 @@ def from_sumocfg(path: Path, name: str | None = None, check_options: bool = True
 READ_OPTIONS = frozenset({"net-file", "route-files", "additional-files", "begin", "end"})
 #: sections whose settings change no traffic: what SUMO reports and writes (a run writes its own outputs), the GUI
 QUIET_SECTIONS = frozenset({"output", "report", "gui_only"})
+
+
+#: the options the configs the package ships set, by their canonical names: a config setting only these is read
+#: without asking SUMO for its synonyms (which starts SUMO once)
+CANONICAL_NAMES = READ_OPTIONS | {"step-length", "time-to-teleport"}
+
+
+def _canonical_option_names(root: ET.Element) -> None:
+    """Renames each option of a parsed .sumocfg written by one of SUMO's short names (synonyms: `<b>` for begin,
+    `<routes>` for route-files) to its canonical name, as SUMO reads it, so that what a run reads is what SUMO
+    runs. Names SUMO has no option for stay as written; nothing is renamed when SUMO's own table cannot be read
+    (`sim.sumo_option_table`)."""
+    options = [option for section in root for option in ([section] if section.get("value") is not None
+                                                          else list(section))
+               if isinstance(option.tag, str) and option.get("value") is not None]
+    if all(option.tag in CANONICAL_NAMES for option in options):
+        return
+    from .sumo_option_table import option_table
+
+    table = option_table()
+    if table is None:
+        return
+    for option in options:
+        known = table.get(option.tag)
+        if known is not None:
+            option.tag = known.name
 
 
 def _sumocfg_settings(root: ET.Element, base: Path) -> tuple[tuple[str, str], ...]:
@@ -371,15 +398,23 @@ def clock_text(seconds: float) -> str:
     return f"{days}:{text}" if days else text
 
 
+def seconds_number(seconds: float) -> str:
+    """Simulated seconds as a number: whole seconds as an integer (`111930`, `1036800`), else to 0.1 s
+    (`111930.5`), never in exponent notation."""
+    tenths = int(round(float(seconds) * 10))
+    return str(tenths // 10) if tenths % 10 == 0 else f"{tenths / 10:.1f}"
+
+
 def seconds_text(seconds: float, begin_s: float | None) -> str:
     """`25320 s (07:02)`: a simulated second with its time of day where the run's window does not begin at 0
     (`begin_s`), else `120 s`."""
-    return f"{seconds:g} s ({clock_text(seconds)})" if begin_s else f"{seconds:g} s"
+    return f"{seconds_number(seconds)} s" + (f" ({clock_text(seconds)})" if begin_s else "")
 
 
 def window_text(begin_s: float, end_s: float) -> str:
     """`25200–25920 s (07:00–07:12)`: a simulated window, with its times of day where it does not begin at 0."""
-    return f"{begin_s:g}–{end_s:g} s" + (f" ({clock_text(begin_s)}–{clock_text(end_s)})" if begin_s else "")
+    return f"{seconds_number(begin_s)}–{seconds_number(end_s)} s" + (
+        f" ({clock_text(begin_s)}–{clock_text(end_s)})" if begin_s else "")
 
 
 def from_files(net: Path, routes: tuple[Path, ...], additional: tuple[Path, ...] = (), begin_s: float = 0.0,
@@ -396,7 +431,7 @@ def from_files(net: Path, routes: tuple[Path, ...], additional: tuple[Path, ...]
         if (file_kind := _file_kind(Path(f))) in ("net", "config"):  # demand may sit in <routes> or <additional>
             raise ScenarioError(f"{f}: {KIND_NAMES[file_kind]}, not a route or additional file{KIND_USE[file_kind]}")
     if end_s <= begin_s:
-        raise ScenarioError(f"end ({end_s:g} s) must be after begin ({begin_s:g} s)")
+        raise ScenarioError(f"end ({seconds_number(end_s)} s) must be after begin ({seconds_number(begin_s)} s)")
     return Scenario(name or net.stem, description or f"user network {net.name}", net, tuple(routes),
                     tuple(additional), begin_s, end_s, kind=kind, **extra)
 
