@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .core.redaction import redacted
 
 #: the repository a checkout runs from: src/signalwise/ is two levels below it
 _CHECKOUT = Path(__file__).resolve().parent.parent.parent
@@ -66,18 +67,13 @@ def command_line(argv: list[str] | None = None) -> str:
 #: an option whose value is a secret itself (`--api-key K`, `--token=T`, `--password P`); `--mqtt-key-file` names
 #: a file, not a secret, and stays
 _SECRET_OPTION = re.compile(r"^--?[\w-]*(?:key|token|secret|password|passwd|pass|pwd|credential)s?$", re.IGNORECASE)
-def redacted_arg(arg: str) -> str:
-    """One argument with its secrets written `***` (`core.redaction.redacted`, the rule every place that shows a
-    URL follows): a URL's password (`postgresql://postgres:***@host/db`), a `password=`/`token=` pair, an
-    `Authorization` header's credentials, a JWT, an API key's secret."""
-    from .core.redaction import redacted
-
-    return redacted(arg)
 
 
 def redacted_argv(argv: list[str]) -> list[str]:
     """`argv` with each secret written `***`: the value of an option named for one (`--api-key K`,
-    `--token=T`) whole, and in every other argument what `redacted_arg` finds."""
+    `--token=T`) whole, and in every other argument what `core.redaction.redacted` finds (the rule every place
+    that shows a URL follows: a URL's password, a `password=`/`token=` pair, an `Authorization` header's
+    credentials, a JWT, an API key's secret)."""
     out: list[str] = []
     secret_next = False
     for arg in argv:
@@ -93,7 +89,7 @@ def redacted_argv(argv: list[str]) -> list[str]:
                 out.append(arg)
                 secret_next = True
             continue
-        out.append(redacted_arg(arg))
+        out.append(redacted(arg))
     return out
 
 

@@ -22,6 +22,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from sqlalchemy import Engine
 
 from signalwise.outdirs import run_status
+from signalwise.runtime.live.alerts import RUN_DIED_REASON, RUN_ENDED_REASON
 from signalwise.store import live_history
 from signalwise.store.tables import ALERT_LEVELS, CHANGE_RESULTS
 
@@ -84,16 +85,12 @@ def _utc_text(text: str | None) -> str | None:
     return None if moment is None else moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-#: how the reasons of the clears at a run's end begin (`LiveRuntime`'s end of run, `live.previous` after a kill)
-RUN_END_REASONS = ("the run ended", "its run died")
-
-
 def cleared_because(alert: dict) -> str:
     """Why a cleared alert cleared: its run ended (cleared then, or by the next start after a kill: its
     `cleared_reason`), its rule was removed or changed (`PUT /api/v1/live/config/alerts` marks the message so), it
     was acknowledged (an `until_acknowledged` rule), or its figure came back within the rule."""
     message = alert.get("message") or ""
-    if (alert.get("cleared_reason") or "").startswith(RUN_END_REASONS):
+    if (alert.get("cleared_reason") or "").startswith((RUN_ENDED_REASON, RUN_DIED_REASON)):
         return "run_ended"
     if message.endswith("(rule removed)"):
         return "rule_removed"

@@ -593,6 +593,13 @@ class _Rate:
 Callback = Callable[[AlertEvent], object]
 
 
+#: how the clear of an alert its run left open begins: at the run's end (`AlertEngine.end_run`, the runtime's
+#: reason) and, for a run that died, at the corridor's next start (`live.previous`); the API's `cleared_because`
+#: reads `run_ended` from them
+RUN_ENDED_REASON = "the run ended"
+RUN_DIED_REASON = "its run died"
+
+
 class AlertEngine:
     """Evaluates rules each time the loop calls `evaluate`; thread-safe for readers (`active`, `history`,
     `acknowledge`) in API threads. Callbacks run on the caller's thread and must not block (a

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...outdirs import HEARTBEAT, shown_status  # noqa: F401 - HEARTBEAT: the runtime reads it here
+from .alerts import RUN_DIED_REASON
 
 log = logging.getLogger("signalwise.live")
 
@@ -118,7 +119,7 @@ def clear_open_alerts(dead: DeadRun, found_by: Path, notifier=None) -> list[dict
     if not rows:
         return []
     at_s = last_sim_s(dead.run_dir)
-    reason = (f"its run died (last seen alive at {dead.last_seen.isoformat(timespec='seconds')}); cleared when "
+    reason = (f"{RUN_DIED_REASON} (last seen alive at {dead.last_seen.isoformat(timespec='seconds')}); cleared when "
               f"the next run of the corridor ({Path(found_by).name}) started")
     cleared = [{**row, "cleared_at_s": at_s if at_s is not None else row.get("raised_at_s"),
                 "cleared_wall_time": dt.datetime.now().astimezone().isoformat(timespec="milliseconds"),

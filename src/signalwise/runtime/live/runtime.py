@@ -923,8 +923,10 @@ class LiveRuntime:
         and a webhook's receiver would keep them open (alerts.jsonl, the store and the stream get the clears)."""
         if self.alerts is None or not hasattr(self.alerts, "end_run"):
             return
+        from .alerts import RUN_ENDED_REASON
+
         how = f" ({self.stopped_by})" if self.stopped_by else ""
-        for event in self.alerts.end_run(f"the run ended{how}: its figures are no longer watched",
+        for event in self.alerts.end_run(f"{RUN_ENDED_REASON}{how}: its figures are no longer watched",
                                          at_s=self.stepper.t if self.stepper is not None else None):
             self._emit_alert(event)
 
