@@ -89,6 +89,8 @@ def test_alerts_active_at_the_end_of_a_run_are_cleared_and_posted(receiver, tmp_
     try:
         rt = _live(run_dir, engine)
         assert until(lambda: any(b["event"] == "cleared" for b in got), 10), got
+        # the receiver holds a POST before it answers, and the notifier counts it sent once answered
+        until(lambda: rt.status()["alerts_webhook"]["sent"] >= 2, 10)
         status = rt.status()["alerts_webhook"]
     finally:
         notifier.close()
