@@ -268,8 +268,13 @@ class LiveConfig(BaseModel):
         "(exclusive lower bound): the run configuration's bounds, narrowed by the timing profile's (safety: "
         "maximum green at most 300 s, cycle maximum at most 600 s, yellow at least 3 s)"))
     derived: dict[str, dict[str, list[float]]] = Field(description=(
-        "per signal, the clearances each phase runs now (`yellow_s`, `all_red_s`), numbers where the timing says "
-        "null (derived per phase)"))
+        "per signal, what each phase runs now (lists indexed like the phases, phase number 1 first): its clearances "
+        "(`yellow_s`, `all_red_s`), numbers where the timing says null (derived per phase), and its `min_green_s` "
+        "and `max_green_s` (its own, else the signal's; a phase serving a crosswalk at least walk + pedestrian "
+        "clearance)"))
+    passage_s: dict[str, list[float]] = Field(default_factory=dict, description=(
+        "per signal whose controller in force times a passage (`actuated`), each phase's passage (gap) time, s "
+        "(`controller_options.passage_s`, indexed like the phases); it changes with the controller"))
 
 
 @router.get("/config", response_model=LiveConfig,
@@ -286,11 +291,25 @@ def config(request: Request) -> dict:
             "timing_revision": revision,
             "signal_timing_revisions": {tls: sh.timing_revision for tls, sh in shields},
             "limits": change_limits(timing.profile, rt.shield_floors()),
-            "derived": {tls: _clearances(sh.inter.timing, len(sh.inter.phases)) for tls, sh in shields}}
+            "derived": {tls: _phase_timing(sh.inter.timing, len(sh.inter.phases)) for tls, sh in shields},
+            "passage_s": _passages(rt)}
 
 
-def _clearances(t, phases: int) -> dict[str, list[float]]:
-    return {"yellow_s": [t.yellow_of(i) for i in range(phases)], "all_red_s": [t.all_red_of(i) for i in range(phases)]}
+def _phase_timing(t, phases: int) -> dict[str, list[float]]:
+    return {"yellow_s": [t.yellow_of(i) for i in range(phases)], "all_red_s": [t.all_red_of(i) for i in range(phases)],
+            "min_green_s": list(t.min_green_s), "max_green_s": list(t.max_green_s)}
+
+
+def _passages(rt) -> dict[str, list[float]]:
+    """Each phase's passage where the controller in force times one (an override's, the controller under it), so
+    an operator sees it beside the phase's greens; read from a copy of the map, as the shields are."""
+    controllers = list(rt.stepper.controllers.items()) if rt.stepper is not None else []
+    out = {}
+    for tls, ctrl in sorted(controllers, key=lambda kv: kv[0]):
+        passages = getattr(getattr(ctrl, "inner", ctrl), "phase_passage_s", None)
+        if passages:
+            out[tls] = [float(p) for p in passages]
+    return out
 
 
 def change_limits(profile: str, shield_floors: dict[str, float] | None = None) -> dict[str, dict[str, dict[str, float]]]:

@@ -1012,11 +1012,13 @@ function describeChange(c) {
   // a request refused before it became a change: its route and body, not a change's fields
   if (typeof p.request === 'string') return `${p.request} (refused before it became a change)`;
   // the names and units the forms give them (`max data age 0.1 s`), not the API's keys
-  const values = o => Object.entries(o || {}).filter(([k]) => k !== 'per_intersection').map(([k, v]) => {
+  // a signal's own `phases` (and a whole change's `per_intersection`) phase by phase: `phase 2 maximum green 35 s`
+  const values = o => [...Object.entries(o || {}).filter(([k]) => k !== 'per_intersection' && k !== 'phases').map(([k, v]) => {
     const f = [...TIMING_FIELDS, ...SHIELD_FIELDS].find(x => x.key === k);
     if (v === null) return `${f?.label || k} derived`;
     return `${f?.label || k} ${v}${f?.unit ? ` ${f.unit}` : ''}`;
-  }).join(', ');
+  }), ...phaseValues(o?.phases),
+  ...Object.entries(o?.per_intersection || {}).map(([id, own]) => `${id}: ${values(own) || 'the defaults'}`)].join(', ');
   switch (c.kind) {
     case 'controller': return `controller → ${p.controller}${p.intersections ? ` at ${p.intersections.join(', ')}` : ''}`;
     case 'override': return `${p.action} ${phaseName(p.intersection_id, p.phase_number)} at ${p.intersection_id} for ${p.duration_s} simulated s`;
@@ -1140,6 +1142,10 @@ function setupSafety() {
     $(`${part}-form`).addEventListener('invalid', () => clearAnswer(`${part}-result`), true);
     $(`${part}-reset`).addEventListener('click', () => { fillSafety(part, true); setText(`${part}-result`, ''); });
   }
+  // a signal's phases, each its own minimum and maximum green, in the same table (shown for one signal only)
+  $('timing-fields').after(el('tbody', { id: 'timing-phases', hidden: true }));
+  $('timing-revision').before(el('p', { id: 'timing-pending', class: 'hint pending' }));
+  $('timing-form').addEventListener('input', () => showPending());
   $('timing-scope').addEventListener('change', () => { fillSafety('timing', true); setText('timing-result', ''); });
   $('timing-own-remove').addEventListener('click', () => removeOwnTiming());
   $('safety-details').addEventListener('toggle', () => { if ($('safety-details').open) loadSafety(); });
@@ -1195,6 +1201,133 @@ function timingInForce(scope) {
   const t = safety.config.timing;
   const own = scope ? t.per_intersection?.[scope] || {} : {};
   return { values: { ...t, ...own }, own };
+}
+
+// -- a signal's phases: each phase's own minimum and maximum green (`timing.per_intersection.<id>.phases.<n>`, n
+// the phase number as the event log has it), the rest of its values the signal's. An empty field: the phase has
+// none of its own and runs the signal's (its placeholder). The passage (`controller_options.passage_s`) is the
+// controller's: shown where the controller in force times one (GET /api/v1/live/config `passage_s`), changed
+// with the controller.
+const PHASE_FIELDS = TIMING_FIELDS.filter(f => f.key === 'min_green_s' || f.key === 'max_green_s');
+
+/** The phases of signal `id`: [{number, label}], from the network, else as many as the run's config lists. */
+function signalPhases(id) {
+  const inter = state.network?.intersections.find(i => i.id === id);
+  if (inter?.phases?.length) return inter.phases.map(p => ({ number: p.number, label: p.label || `phase ${p.number}` }));
+  const n = safety.config?.derived?.[id]?.yellow_s?.length || 0;
+  return Array.from({ length: n }, (_, i) => ({ number: i + 1, label: `phase ${i + 1}` }));
+}
+
+function phaseInputId(number, key) { return `timing-phase-${number}-${key}`; }
+
+/** A signal's phase values as the run holds them: the phase's own (or undefined), the signal's, what it runs. */
+function phaseInForce(scope, number, key) {
+  const own = safety.config.timing.per_intersection?.[scope]?.phases?.[number]?.[key];
+  const signal = timingInForce(scope).values[key];
+  const runs = safety.config.derived?.[scope]?.[key]?.[number - 1];
+  return { own, signal, value: own ?? signal, runs };
+}
+
+/** The chosen signal's phase rows (built when the signal or its phases change), filled from the values in force. */
+function fillPhases(scope, force) {
+  const body = $('timing-phases');
+  body.hidden = !scope;
+  if (!scope) { body.replaceChildren(); delete body.dataset.scope; return; }
+  const phases = signalPhases(scope), passages = safety.config.passage_s?.[scope];
+  const shape = JSON.stringify([scope, phases, Boolean(passages)]); // rebuilt when the network names the phases
+  if (body.dataset.scope !== shape) {
+    force = true;
+    body.dataset.scope = shape;
+    body.replaceChildren(...phases.flatMap(p => [
+      el('tr', { class: 'phase-head' }, el('th', { colspan: 3, scope: 'colgroup' }, `${scope} ${p.label}`)),
+      ...PHASE_FIELDS.map(f => el('tr', {},
+        el('th', {}, el('label', { for: phaseInputId(p.number, f.key) },
+                        el('span', { class: 'visually-hidden' }, `phase ${p.number} `), `${f.label} (${f.unit})`)),
+        el('td', { class: 'now', id: `timing-phase-now-${p.number}-${f.key}` }, '–'),
+        el('td', {}, el('input', { type: 'number', id: phaseInputId(p.number, f.key), step: 'any',
+                                   'data-phase': p.number, 'data-key': f.key, oninput: e => checkAbove(e.target) })))),
+      ...(passages ? [el('tr', {}, el('th', {}, el('span', { class: 'visually-hidden' }, `phase ${p.number} `), 'passage (s)'),
+        el('td', { class: 'now', id: `timing-phase-now-${p.number}-passage_s`,
+                   title: 'the controller\'s (controller_options.passage_s): changed with the controller' },
+           passages[p.number - 1] === undefined ? '–' : `${plainNumber(passages[p.number - 1])} s`),
+        el('td', { class: 'note' }, 'controller'))] : []),
+    ]));
+  }
+  for (const p of phases) {
+    for (const f of PHASE_FIELDS) {
+      const { own, signal, runs } = phaseInForce(scope, p.number, f.key);
+      const now = $(`timing-phase-now-${p.number}-${f.key}`);
+      const configured = own ?? signal;
+      now.textContent = `${plainNumber(configured)} s${own === undefined ? ' (the signal\'s)' : ''}`
+        + `${runs !== undefined && runs !== configured ? `, runs ${plainNumber(runs)} s` : ''}`;
+      now.classList.toggle('own', own !== undefined);
+      now.title = runs !== undefined && runs !== configured
+        ? 'what the phase runs now: a phase serving a crosswalk gets at least walk + pedestrian clearance' : '';
+      const input = $(phaseInputId(p.number, f.key)), signalInput = $(`timing-${f.key}`);
+      for (const attr of ['min', 'max']) { // the signal's bounds, which the server holds each phase to
+        if (signalInput.hasAttribute(attr)) input.setAttribute(attr, signalInput.getAttribute(attr)); else input.removeAttribute(attr);
+      }
+      if (signalInput.dataset.above === undefined) delete input.dataset.above; else input.dataset.above = signalInput.dataset.above;
+      input.placeholder = plainNumber(signal); // empty: the signal's value
+      input.title = `empty: the signal's (${plainNumber(signal)} ${f.unit})`;
+      if (force || input.dataset.filled === undefined || input.value === input.dataset.filled) {
+        input.value = inputText(f, own);
+        input.dataset.filled = input.value;
+      }
+      checkAbove(input);
+    }
+  }
+  showPending();
+}
+
+/** The phase fields that differ from the phase's own values in force: {number: {key: seconds | null}}, null: the
+ * phase's own value removed (it runs the signal's). */
+function editedPhases(scope) {
+  const edited = {};
+  if (!scope) return edited;
+  for (const input of $('timing-phases').querySelectorAll('input[data-phase]')) {
+    const { phase, key } = input.dataset;
+    const value = input.value.trim() === '' ? null : Number(input.value);
+    const own = phaseInForce(scope, Number(phase), key).own ?? null;
+    if (value !== own) (edited[phase] ||= {})[key] = value;
+  }
+  return edited;
+}
+
+/** The signal's own `phases` with the edits: a value removed goes, and a phase left with none goes. */
+function phasesAfter(ownPhases, edits) {
+  const out = Object.fromEntries(Object.entries(ownPhases || {}).map(([n, v]) => [n, { ...v }]));
+  for (const [n, values] of Object.entries(edits)) {
+    const phase = out[n] || {};
+    for (const [k, v] of Object.entries(values)) { if (v === null) delete phase[k]; else phase[k] = v; }
+    if (Object.keys(phase).length) out[n] = phase; else delete out[n];
+  }
+  return out;
+}
+
+/** The phase edits in words, from the values in force to the new: `phase 2 maximum green 40 → 35 s`. */
+function phaseEditWords(scope, edits) {
+  return Object.entries(edits).flatMap(([n, values]) => Object.entries(values).map(([k, v]) => {
+    const f = PHASE_FIELDS.find(x => x.key === k), was = phaseInForce(scope, Number(n), k);
+    const to = v === null ? `the signal's ${plainNumber(was.signal)}` : plainNumber(v);
+    return `phase ${n} ${f.label} ${plainNumber(was.value)} → ${to} ${f.unit}`;
+  }));
+}
+
+/** A phase's own values as the change log gives them: `phase 2 maximum green 35 s`. */
+function phaseValues(phases) {
+  return Object.entries(phases || {}).flatMap(([n, values]) => Object.entries(values || {}).map(([k, v]) => {
+    const f = PHASE_FIELDS.find(x => x.key === k);
+    return `phase ${n} ${f?.label || k} ${v}${f ? ` ${f.unit}` : ''}`;
+  }));
+}
+
+/** What `apply timing` would change, before it is sent: the chosen signal's phase edits, from → to. */
+function showPending() {
+  if (!safety.config) return;
+  const scope = $('timing-scope').value;
+  const words = scope ? phaseEditWords(scope, editedPhases(scope)) : [];
+  setText('timing-pending', words.length ? `will change: ${words.map(w => `${scope} ${w}`).join('; ')}` : '');
 }
 
 /** A setting as sent and stored (60, 0.5, 86400): no rounding, it is a rule, not a measurement. */
@@ -1253,7 +1386,7 @@ function fillSafety(part, force) {
   if (!safety.config) return;
   const scope = part === 'timing' ? $('timing-scope').value : '';
   const { values, own } = part === 'timing' ? timingInForce(scope) : { values: safety.config.shield, own: {} };
-  if (part === 'timing') $('timing-own-remove').hidden = !Object.keys(own).length;
+  if (part === 'timing') { $('timing-own-remove').hidden = !Object.keys(own).length; fillPhases(scope, force); }
   for (const f of part === 'timing' ? TIMING_FIELDS : SHIELD_FIELDS) {
     $(`${part}-row-${f.key}`).hidden = Boolean(scope && f.everySignalOnly);
     const now = $(`${part}-now-${f.key}`);
@@ -1292,14 +1425,15 @@ async function sendSafety(part) {
   if (!safety.config) return;
   const edited = editedSettings(part);
   const scope = part === 'timing' ? $('timing-scope').value : '';
+  const phaseEdits = editedPhases(scope);
   const fields = part === 'timing' ? TIMING_FIELDS : SHIELD_FIELDS;
   const names = Object.fromEntries(fields.map(f => [f.key, f]));
-  if (!Object.keys(edited).length) {
+  if (!Object.keys(edited).length && !Object.keys(phaseEdits).length) {
     showResult(resultId, null, 'nothing to send: every field holds the value in force');
     return;
   }
-  const what = `${part}${part === 'timing' ? ` (${scope || 'every signal'})` : ''}: ${Object.entries(edited).map(([k, v]) =>
-    `${names[k].label} ${formatSetting(names[k], v)}`).join(', ')}`;
+  const what = `${part}${part === 'timing' ? ` (${scope || 'every signal'})` : ''}: ${[...Object.entries(edited).map(([k, v]) =>
+    `${names[k].label} ${formatSetting(names[k], v)}`), ...phaseEditWords(scope, phaseEdits)].join(', ')}`;
   // the timing is sent with the revision it was read at: a change another operator made since is never overwritten
   const revision = safety.config.timing_revision;
   let path = `/api/v1/live/config/${part}`, body;
@@ -1307,7 +1441,13 @@ async function sendSafety(part) {
   else if (!scope) body = { timing: edited, based_on_revision: revision };
   else { // this signal's own values only: the server keeps the other signals' own as they are in force then
     path = signalTimingPath(scope);
-    body = { timing: { ...(safety.config.timing.per_intersection?.[scope] || {}), ...edited }, based_on_revision: revision };
+    const own = safety.config.timing.per_intersection?.[scope] || {};
+    const timing = { ...own, ...edited };
+    const phases = phasesAfter(own.phases, phaseEdits);
+    if (Object.keys(phases).length) timing.phases = phases; else delete timing.phases;
+    // its last own value removed: back on the defaults, which is a removal (the server refuses an empty timing)
+    if (!Object.keys(timing).length) { await removeOwnTiming(); return; }
+    body = { timing, based_on_revision: revision };
   }
   showResult(resultId, true, `${what}: sending…`);
   clearRefusedFields(part);
@@ -1318,7 +1458,8 @@ async function sendSafety(part) {
       + `${entry?.result === 'applied' ? lastingNote(entry.kind) : ''}`);
     await loadSafety(part);
   } catch (err) {
-    await refused(resultId, what, err, Object.keys(edited));
+    await refused(resultId, what, err, [...Object.keys(edited),
+      ...Object.entries(phaseEdits).flatMap(([n, values]) => Object.keys(values).map(k => `phases.${n}.${k}`))]);
   }
 }
 
@@ -1347,15 +1488,24 @@ async function removeOwnTiming() {
 function inFieldWords(part, text, sent = []) {
   clearRefusedFields(part);
   const named = [];
+  // one phase's values (`per_intersection.J1.phases.2: max_green_s (400) …`): `J1 phase 2: maximum green (400) …`,
+  // and the fields marked are that phase's; a phase the signal does not have: `J1's phase timing names phase 9, …`
+  let phase = null;
+  text = text.replace(/(?:\btiming\.)?\bper_intersection\.(\S+?)\.phases\.(\d+)(?::\s*|\.(?=\w))/g, (_, id, n) => {
+    phase = n;
+    return `${id} phase ${n}: `;
+  }).replace(/(?:\btiming\.)?\bper_intersection\.(\S+?)\.phases\b/g, (_, id) => `${id}'s phase timing`);
   for (const f of part === 'timing' ? TIMING_FIELDS : part === 'shield' ? SHIELD_FIELDS : []) {
     const key = new RegExp(`(?:\\b\\w+\\.)*\\b${f.key}\\b`, 'g');
     if (!key.test(text)) continue;
     text = text.replace(key, f.label);
-    named.push(f.key);
+    named.push(phase !== null && PHASE_FIELDS.includes(f) ? `phases.${phase}.${f.key}` : f.key);
   }
   const atFault = named.some(k => sent.includes(k)) ? named.filter(k => sent.includes(k)) : named;
   for (const k of atFault) {
-    const input = $(`${part}-${k}`);
+    const [, n, key] = k.match(/^phases\.(\d+)\.(.+)$/) || [];
+    const input = n ? $(phaseInputId(n, key)) : $(`${part}-${k}`);
+    if (!input) continue;
     input.setAttribute('aria-invalid', 'true');
     input.setAttribute('aria-describedby', `${part}-result`);
   }
