@@ -99,7 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # WS/SSE fan-out, fed by the live loop; across processes through the deployment's own Redis channel, signed
     app.state.streams = StreamHub(redis_url=settings.redis_url, channel=channel_name(settings),
                                   signing_key=signing_key(settings.jwt_secret),
-                                  clients_max=settings.stream_clients_max)
+                                  clients_max=settings.stream_clients_max,
+                                  message_max_age_s=settings.stream_message_max_age_s)
     app.state.vision = None  # the camera StreamManager, made by the first POST /api/v1/streams
     _quiet_refused_handshakes()
     if settings.insecure_no_auth:

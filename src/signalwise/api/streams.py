@@ -29,8 +29,8 @@ each message on the channel carries an HMAC-SHA256 of its text under a key
 derived from that secret (`signing_key`), and a hub drops any message whose
 HMAC does not match: whoever may PUBLISH on the Redis server, but does not
 know the secret, cannot put alerts or snapshots on the operators' streams; a message older than
-`MESSAGE_MAX_AGE_S`, or not after the last one of its publishing process (`seq`), is a replay of a captured one
-and is dropped too (`take_from_redis`). Without Redis the hub is in-process. The end of the run goes
+`message_max_age_s` (the setting `stream_message_max_age_s`, 10 s by default), or not after the last one of its
+publishing process (`seq`), is a replay of a captured one and is dropped too (`take_from_redis`). Without Redis the hub is in-process. The end of the run goes
 through Redis too: the loop's hub publishes an `end` message (its reason)
 when it ends its own streams, and a hub that receives it, or the run's
 last snapshot (`running: false`) with no `end` within END_WAIT_S, ends its
@@ -70,9 +70,10 @@ END_TOPIC = "end"
 #: how long a hub that got a run's last snapshot over Redis waits for its `end` (which names why the run ended)
 #: before it ends its clients itself
 END_WAIT_S = 5.0
-#: seconds a message on the Redis channel may be old (its `published_at`) and still be delivered: a few seconds of
-#: delivery (a publisher's queue waiting out a slow Redis) plus the clocks of two hosts disagreeing; an older one,
-#: or one from further ahead than that, is a copy re-sent (a replay), dropped and counted
+#: seconds a message on the Redis channel may be old (its `published_at`) and still be delivered, unless the
+#: setting `stream_message_max_age_s` says otherwise: a few seconds of delivery (a publisher's queue waiting out a
+#: slow Redis) plus the clocks of two hosts disagreeing; an older one, or one from further ahead than that, is a
+#: copy re-sent (a replay), dropped and counted
 MESSAGE_MAX_AGE_S = 10.0
 
 #: WebSocket close codes (RFC 6455): policy violation (too slow, bad subscription, bad token),

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     #: stream clients (WebSocket and SSE together) a server process holds before it refuses a new one without a
     #: key or token (WebSocket close 1013, SSE 503); clients with a key or token are refused past twice as many
     stream_clients_max: int = Field(default=128, ge=1, le=100_000)
+    #: seconds a message on the live streams' Redis channel may be old (its `published_at`, or as far ahead: another
+    #: host's clock) and still reach the clients; an older one is taken for a replay, dropped and counted. It covers
+    #: a publisher's delay behind a slow Redis and the clocks of the deployment's hosts disagreeing: raise it for
+    #: hosts whose clocks are not kept in step (NTP), lower it to narrow the window a captured message can be replayed in
+    stream_message_max_age_s: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
     #: calls per caller (API key, or client address when anonymous) on a moving window, per kind of call:
     #: `predict` (POST /api/v1/ml/predict*), `feed` (POST /api/v1/live/feeds/*: detector gateways, every few
     #: seconds per signal), and each scope (`read`, `ingest`, `operate`, `admin`, `evidence`) for the routes that

@@ -73,6 +73,11 @@ RECEIVE_MAXIMUM = 65535
 MAX_QUEUED_PAYLOADS = 200_000
 #: and their bytes: a queue of large payloads is bounded too
 MAX_QUEUED_BYTES = 256 * 1024 * 1024
+#: at most, how long `MqttFeed.stop` takes: the disconnect, paho's thread, and handing what was received to the feed;
+#: what the intake has not handed over by then is discarded and counted (`discarded_at_stop`)
+STOP_WAIT_S = 2.0
+#: of which the last part is for the payload being handled when the intake stops taking more (a few ms each)
+STOP_LAST_PAYLOAD_S = 0.25
 #: the clock of the log windows and of the takeover guess (a name of this module, so a test can move it alone)
 _monotonic = time.monotonic
 
@@ -244,6 +249,8 @@ class MqttFeed:
         self._received = self._accepted = self._rejected = 0
         self._retained = 0  # retained messages refused (the broker's stored copy, not news)
         self._dropped = 0  # payloads dropped: the intake queue was full
+        self._handled = 0  # payloads handed to the feed (each of their messages accepted or rejected there)
+        self._discarded = 0  # payloads received and not handed to the feed by the end of `stop` (STOP_WAIT_S)
         self._messages_received = 0  # detector messages in the payloads handled (a list counts its items)
         #: payloads paho's thread received, waiting for the handling thread: (topic, payload)
         self._intake: deque[tuple[str, bytes]] = deque()
@@ -251,6 +258,8 @@ class MqttFeed:
         self._intake_ready = threading.Condition(threading.Lock())
         self._handler: threading.Thread | None = None
         self._stopping = False
+        self._stop_by: float | None = None  # when `stop` gives up handing payloads over (time.monotonic)
+        self._closed = False  # the intake takes nothing more: a payload arriving now is discarded, counted
         self._last_error: str | None = None
         self._connection_error: str | None = None  # the last about the connection (not a payload's)
         self._connected = False
@@ -296,21 +305,55 @@ class MqttFeed:
         self.client.loop_start()
 
     def stop(self) -> None:
-        """Disconnect, ending the session on the broker (nothing more is queued for it), and end paho's thread."""
+        """Disconnect, ending the session on the broker (nothing more is queued for it), end paho's thread, and hand
+        what was received to the feed, in STOP_WAIT_S at most whatever the broker or the feed do: a payload still
+        queued then is discarded and counted (`discarded_at_stop`), so every payload received is counted once, as
+        handled, retained, dropped or discarded. Once: a second call (the run's end stops the client, and so may
+        its owner) does nothing."""
+        with self._intake_ready:
+            if self._stop_by is not None:
+                return
+            self._stop_by = time.monotonic() + STOP_WAIT_S
         ended = Properties(PacketTypes.DISCONNECT)
         ended.SessionExpiryInterval = 0
         try:
             self.client.disconnect(properties=ended)
         finally:
-            self.client.loop_stop()
-            with self._intake_ready:  # what was received is handled before the thread ends
+            self._end_paho_thread()
+            with self._intake_ready:  # what was received is handed over before the thread ends, until _stop_by
                 self._stopping = True
                 self._intake_ready.notify()
             if self._handler is not None:
-                self._handler.join(30.0)
+                self._handler.join(max(0.0, self._stop_by - time.monotonic()))
+            with self._intake_ready:  # a handler still busy at the bound: the rest of the queue is not waited for
+                self._close_intake_locked()
         with self._stats_lock:
             self._connected = False
+            discarded, received = self._discarded, self._received
         self._subscribed.clear()
+        if discarded:
+            log.warning("detector feed over MQTT: %d of the %d payloads received were not handed to the feed by "
+                        "the end of the %g s the stop waits, and were discarded", discarded, received, STOP_WAIT_S)
+
+    def _end_paho_thread(self) -> None:
+        """paho's `loop_stop`, waited for until `_stop_by` at most: it joins paho's thread without a timeout, and
+        that thread may be in a connection attempt to a broker that does not answer. A thread left running is a
+        daemon, and what it still receives finds the intake closed (counted as discarded)."""
+        ender = threading.Thread(target=self.client.loop_stop, name="signalwise-mqtt-stop", daemon=True)
+        ender.start()
+        ender.join(max(0.0, self._stop_by - time.monotonic()))
+
+    def _close_intake_locked(self) -> None:
+        """Take nothing more (under `_intake_ready`): what is queued is discarded and counted, and so is whatever
+        arrives later."""
+        if self._closed:
+            return
+        self._closed = True
+        left = len(self._intake)
+        self._intake.clear()
+        self._intake_bytes = 0
+        with self._stats_lock:
+            self._discarded += left
 
     def wait_subscribed(self, timeout_s: float) -> bool:
         """Whether the subscription is in place within `timeout_s` (for tests and start-up messages)."""
@@ -325,14 +368,18 @@ class MqttFeed:
         """received (payloads, as they arrive: compare with the payloads sent), messages_received (detector
         messages in the payloads handled), accepted and rejected (messages), retained (retained messages
         refused), queued (payloads received, not yet handled), dropped (payloads the full intake queue dropped),
-        last_error (of either kind), connected, broker, and connection_error: the last error about the connection
-        (a payload's error does not replace it)."""
+        handled (payloads handed to the feed), discarded_at_stop (payloads received and not handed over by the end
+        of `stop`), last_error (of either kind), connected, broker, and connection_error: the last error about the
+        connection (a payload's error does not replace it). received = handled + retained + dropped +
+        discarded_at_stop + queued, plus the payload being handled while the client runs (or, after `stop`, one a
+        feed held past STOP_LAST_PAYLOAD_S, counted handled when the feed lets it go)."""
         with self._intake_ready:
             queued = len(self._intake)
         with self._stats_lock:
             return {"received": self._received, "messages_received": self._messages_received,
                     "accepted": self._accepted, "rejected": self._rejected, "retained": self._retained,
-                    "queued": queued, "dropped": self._dropped,
+                    "queued": queued, "dropped": self._dropped, "handled": self._handled,
+                    "discarded_at_stop": self._discarded,
                     "last_error": self._last_error, "connected": self._connected, "broker": self.broker,
                     "connection_error": self._connection_error}
 
@@ -461,13 +508,17 @@ class MqttFeed:
                             "publish detector messages without the retain flag", "retained")
                 return
             with self._intake_ready:
-                full = (len(self._intake) >= MAX_QUEUED_PAYLOADS
-                        or self._intake_bytes + len(payload) > MAX_QUEUED_BYTES)
-                if not full:
+                closed = self._closed
+                full = not closed and (len(self._intake) >= MAX_QUEUED_PAYLOADS
+                                       or self._intake_bytes + len(payload) > MAX_QUEUED_BYTES)
+                if not closed and not full:
                     self._intake.append((topic, payload))
                     self._intake_bytes += len(payload)
                     self._intake_ready.notify()
-            if full:
+            if closed:  # after `stop` gave up waiting: counted, as the payloads it left queued are
+                with self._stats_lock:
+                    self._discarded += 1
+            elif full:
                 with self._stats_lock:
                     self._dropped += 1
                 self._error(f"{topic}: payload dropped: {MAX_QUEUED_PAYLOADS:,} payloads "
@@ -478,12 +529,14 @@ class MqttFeed:
 
     def _handle_queued(self) -> None:
         """The intake thread: each queued payload to `_handle`, in the order received, until `stop` (what was
-        received by then is handled first)."""
+        received by then is handled first, until `_stop_by`; the rest is discarded, counted)."""
         while True:
             with self._intake_ready:
                 while not self._intake and not self._stopping:
                     self._intake_ready.wait()
-                if not self._intake:
+                if self._closed or (self._stopping and (not self._intake
+                                                         or time.monotonic() >= self._stop_by - STOP_LAST_PAYLOAD_S)):
+                    self._close_intake_locked()
                     return
                 topic, payload = self._intake.popleft()
                 self._intake_bytes -= len(payload)
@@ -491,6 +544,9 @@ class MqttFeed:
                 self._handle(topic, payload)
             except Exception as exc:  # a bug here must not end the intake
                 self._error(f"{topic}: {type(exc).__name__}: {exc}")
+            finally:
+                with self._stats_lock:
+                    self._handled += 1
 
     def _handle(self, topic: str, payload: bytes) -> None:
         parts = topic.split("/")

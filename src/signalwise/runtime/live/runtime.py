@@ -918,6 +918,16 @@ class LiveRuntime:
         for camera_id in self.cameras.cameras:
             self.cameras.end(camera_id, "the run ended")
 
+    def _stop_mqtt_intake(self) -> None:
+        """The detector feed's MQTT client stops before the last drain (`MqttFeed.stop`, STOP_WAIT_S at most): what
+        it received is in events.csv or counted as discarded, not taken by the feed after the log was closed."""
+        client = getattr(self.feed, "mqtt", None)
+        if client is not None:
+            try:
+                client.stop()
+            except Exception:  # noqa: BLE001 - the last evidence is written all the same
+                log.exception("could not stop the detector feed's MQTT client")
+
     def _end_alerts(self) -> None:
         """The alerts still active when the run ends are cleared, saying so: nothing watches their figures any more,
         and a webhook's receiver would keep them open (alerts.jsonl, the store and the stream get the clears)."""
@@ -941,6 +951,7 @@ class LiveRuntime:
             if self._wall0 is None and self.stepper is not None:  # stopped before its first tick could start it
                 self._start_wall_clock(time.time())  # the signals' starting states go into live_events.csv
             self._close_camera_zones()
+            self._stop_mqtt_intake()
             self._drain()
             self._write_events([], held_too=True)
             self._end_alerts()
@@ -966,7 +977,8 @@ class LiveRuntime:
                              **({"controller_faults": self.stepper.controller_faults.as_metrics()}
                                 if self.stepper is not None else {}),
                              **({"reason": self.stopped_by} if self.stopped_by else {}),
-                             **({"store": self.store_summary} if self.store_summary is not None else {}))
+                             **({"store": self.store_summary} if self.store_summary is not None else {}),
+                             **({"feeds": self._feeds_status()} if self.feed is not None else {}))
         if self._lock is not None:
             self._lock.release()  # the next run of the corridor may start
 
@@ -2072,7 +2084,7 @@ class LiveRuntime:
             s = mqtt.stats()
             out["mqtt"] = {k: s[k] for k in ("broker", "connected", "connection_error", "received",
                                              "messages_received", "accepted", "rejected", "retained", "queued",
-                                             "dropped")}
+                                             "dropped", "handled", "discarded_at_stop")}
         return out
 
     def _webhook_status(self) -> dict | None:
