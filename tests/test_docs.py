@@ -94,3 +94,14 @@ def test_the_package_map_has_a_row_for_every_package():
     packages = sorted(f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
     rows = _package_map()
     assert [p for p in packages if p not in rows] == [], "docs/architecture.md's package map leaves these out"
+
+
+def test_the_api_page_names_every_atspm_measure_the_api_serves():
+    """docs/api.md lists the measures `GET /api/v1/atspm` serves; a measure added to the code is added there."""
+    from signalwise.analytics.atspm.compute import MEASURES
+
+    text = (ROOT / "docs" / "api.md").read_text()
+    section = text[text.index("## ATSPM measures"):]
+    section = section[:section.index("\n## ", 1)]
+    missing = [name for name in MEASURES if f"`{name}`" not in section]
+    assert not missing, f"docs/api.md's ATSPM section does not name these measures: {missing}"

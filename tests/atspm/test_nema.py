@@ -85,7 +85,7 @@ def both(run_dir, mapping, tmp_path_factory):
 
 def test_every_phase_table_gets_a_nema_column_after_phase_that_follows_the_file(both, mapping):
     plain, with_nema = both
-    assert set(plain) == set(with_nema) and len(plain) == 21
+    assert set(plain) == set(with_nema) and len(plain) == 22
     phase_tables = [name for name, (cols, _rows) in plain.items() if "Phase" in cols]
     assert {"split_monitor", "pcd", "plans", "terminations", "arrival_on_green", "phase_wait"} <= set(phase_tables)
     seen = set()

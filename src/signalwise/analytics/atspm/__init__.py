@@ -68,6 +68,8 @@ Intentional differences from the atspm package
 17. Per approach (module `measures`: `arrival_on_green_by_approach`, `approach_volume`): arrivals on green,
    platoon ratio and approach volume per detector approach (the configuration's `Approach`, else its `Lane`'s
    edge), as UDOT ATSPM measures the PCD and arrivals on green per approach; atspm has them per phase only.
+18. Approach delay (module `approach_delay`), which atspm does not have: UDOT ATSPM's, each PCD arrival before its
+   cycle's begin green delayed until it, binned by the cycle's begin red.
 """
 
 from .compute import MEASURES, Results, compute_all, write_tables

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import approach_delay as D
 from . import cycles as C
 from . import gaps as G
 from . import measures as M
@@ -23,6 +24,8 @@ MEASURES = {
     "arrival_on_green_by_approach": "arrivals on green (%) per bin, phase and approach (direction of travel)",
     "platoon_ratio_by_approach": "platoon ratio and HCM arrival type per bin, phase and approach",
     "approach_volume": "vehicles per bin and approach (direction of travel) at the advance detectors",
+    "approach_delay": "approach delay (UDOT's): arrivals on red wait for green; volume, total and per-vehicle "
+                      "delay per bin and phase",
     "split_failures": "split failures per bin and phase (green and first-5-s red occupancy >= 80%)",
     "split_failure_cycles": "green time and occupancies of every complete cycle",
     "yellow_red": "yellow/red actuations by offset from begin red (atspm's table)",
@@ -53,10 +56,11 @@ class Results:
 #: the binned tables: each gets a `Complete` column, False for a bin a data gap of its device touches or the
 #: log ends inside; a bin from the log's end on is left out (`gaps.with_complete`)
 BINNED = ("actuations", "arrival_on_green", "platoon_ratio", "arrival_on_green_by_approach",
-          "platoon_ratio_by_approach", "approach_volume", "split_failures", "yellow_red", "red_light_running",
+          "platoon_ratio_by_approach", "approach_volume", "approach_delay", "split_failures", "yellow_red", "red_light_running",
           "terminations", "ped", "ped_delay", "phase_wait", "split_monitor_binned")
 #: the measures whose intervals a data gap cuts (left out, with a warning), and the tables that read them
-GAP_CUT = {"split_monitor": ("split_monitor", "split_monitor_binned"), "pcd": ("pcd", "pcd_cycles", "plans"),
+GAP_CUT = {"split_monitor": ("split_monitor", "split_monitor_binned"),
+           "pcd": ("pcd", "pcd_cycles", "approach_delay", "plans"),
            "arrival_on_green": ("arrival_on_green", "platoon_ratio", "arrival_on_green_by_approach",
                                 "platoon_ratio_by_approach", "plans"),
            "split_failures": ("split_failures", "split_failure_cycles", "plans"),
@@ -136,12 +140,12 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
     if config is None:
         needs = want & {"arrival_on_green", "platoon_ratio", "arrival_on_green_by_approach",
                         "platoon_ratio_by_approach", "approach_volume", "split_failures", "split_failure_cycles",
-                        "yellow_red", "red_light_running", "pcd", "pcd_cycles"}
+                        "yellow_red", "red_light_running", "pcd", "pcd_cycles", "approach_delay"}
         if needs:
             res.warnings.append("no detector configuration: arrivals on green, platoon ratio, split failures, "
                                 "yellow/red actuations and the PCD need one (--detectors)")
         return res
-    for f, names in (("Advance", "arrivals on green, platoon ratio and the PCD"),
+    for f, names in (("Advance", "arrivals on green, platoon ratio, the PCD and approach delay"),
                      ("Presence", "split failures"), ("Yellow_Red", "yellow/red actuations")):
         if config.rows(f).empty:
             res.warnings.append(f"no {f} detectors configured: {names} are empty")
@@ -225,7 +229,10 @@ def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int
 
     def pcd():
         arrivals, cyc = C.pcd(log, config, latency_s, project)
-        return {k: v for k, v in (("pcd", arrivals), ("pcd_cycles", cyc)) if k in want}, []
+        t = {k: v for k, v in (("pcd", arrivals), ("pcd_cycles", cyc)) if k in want}
+        if "approach_delay" in want:  # the PCD's arrivals and cycles, computed once
+            t["approach_delay"] = D.approach_delay(log, config, bin_min, latency_s, project)
+        return t, []
 
     def arrivals_on_green():
         aog = M.arrival_on_green(log, config, bin_min, latency_s, project)
@@ -258,7 +265,7 @@ def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int
     if config is not None:
         if want & {"split_failures", "split_failure_cycles"}:
             tasks.append(split_failures)
-        if want & {"pcd", "pcd_cycles"}:
+        if want & {"pcd", "pcd_cycles", "approach_delay"}:
             tasks.append(pcd)
         if want & {"arrival_on_green", "platoon_ratio", "arrival_on_green_by_approach", "platoon_ratio_by_approach"}:
             tasks.append(arrivals_on_green)

@@ -21,9 +21,9 @@ from pathlib import Path
 #: (each group of `compute._tasks` whole, so no group is computed twice), and the per-plan table, which
 #: reads the split-failure cycles, the PCD and the pedestrian delays computed here (the pedestrian delay chart
 #: draws those), and the timing revisions the charts mark
-CHART_GROUP = ("split_failures", "split_failure_cycles", "pcd", "pcd_cycles", "arrival_on_green", "ped_delay",
-               "platoon_ratio", "arrival_on_green_by_approach", "platoon_ratio_by_approach", "split_monitor",
-               "split_monitor_binned", "plans", "timing_revisions")
+CHART_GROUP = ("split_failures", "split_failure_cycles", "pcd", "pcd_cycles", "approach_delay", "arrival_on_green",
+               "ped_delay", "platoon_ratio", "arrival_on_green_by_approach", "platoon_ratio_by_approach",
+               "split_monitor", "split_monitor_binned", "plans", "timing_revisions")
 
 
 @dataclass

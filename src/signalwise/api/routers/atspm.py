@@ -39,7 +39,7 @@ LOG_CLOCK = ("the log's local time, ISO 8601: without a zone as the events are l
              "with one (Z, +01:00), converted to this server's local time")
 
 NEEDS_DETECTORS = {"arrival_on_green", "platoon_ratio", "split_failures", "split_failure_cycles", "yellow_red",
-                   "red_light_running", "pcd", "pcd_cycles"}
+                   "red_light_running", "pcd", "pcd_cycles", "approach_delay"}
 MAX_ROWS = 10_000
 
 
