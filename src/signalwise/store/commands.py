@@ -1,4 +1,5 @@
-"""CLI commands of the store area: `ingest`, `serve`, `db upgrade`, `db downgrade`, `db current`, `db drain`."""
+"""CLI commands of the store area: `ingest`, `serve`, `db upgrade`, `db downgrade`, `db current`, `db drain`,
+`db copy` (its own module, `copy.py`)."""
 
 from __future__ import annotations
 
@@ -329,6 +330,9 @@ def db_drain(run_dir: Annotated[Path, typer.Argument(help="the live run's direct
 
 
 def register(app: typer.Typer) -> None:
+    from .copy import copy_command
+
+    db_app.command("copy")(copy_command)
     app.command("ingest")(ingest)
     app.command("serve")(serve)
     app.add_typer(db_app, name="db")
