@@ -7,10 +7,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 libxrender1 libxext6 \
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 signalwise
+# the mount points of compose.yaml's volumes, made here and owned by the image's user: Docker gives a named volume
+# mounted where the image has no directory to root (mode 755), where this user could not write its run directories
+RUN mkdir -p /home/signalwise/runs /home/signalwise/evidence /home/signalwise/camera-alerts-buffer \
+        /home/signalwise/models \
+    && chown -R signalwise:signalwise /home/signalwise
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install . && rm -rf /root/.cache
+# the `redis` extra: compose.yaml sets SIGNALWISE_REDIS_URL, and without the redis package `serve` and `live`
+# refuse to start (tests/test_deploy_extras.py checks every extra the services' environment needs is installed)
+RUN pip install '.[redis]' && rm -rf /root/.cache
 USER signalwise
 WORKDIR /home/signalwise
 EXPOSE 8000

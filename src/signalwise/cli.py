@@ -135,14 +135,38 @@ def main() -> None:
         command(prog_name="signalwise")
     except OSError as exc:
         # a file or directory the command could not read or write, met past its own checks (a full disk,
-        # permissions changed mid-run): one line, as every other failure, not a traceback
+        # permissions changed mid-run), or a connection refused: one line, as every other failure, not a traceback
+        # (SIGNALWISE_LOG_LEVEL=DEBUG logs it)
+        import logging
+
         from .exitcodes import FAILED
 
-        where = f"{exc.filename}: " if exc.filename else ""
-        sys.stderr.write(f"error: {where}{exc.strerror or exc}\n")
+        logging.getLogger("signalwise.cli").debug("the command ended on this error", exc_info=exc)
+        sys.stderr.write(f"error: {os_error_line(exc)}\n")
         raise SystemExit(FAILED) from None
     finally:
         _ctrl_c_as_default()
+
+
+def os_error_line(exc: OSError) -> str:
+    """What `main` prints of an OSError no command caught: with the file it names, else (a refused connection,
+    a process that could not start) with where in signalwise it happened, which a bare `Connection refused`
+    does not say, and how to see the traceback."""
+    if exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    import traceback
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent
+    ours = [frame for frame in traceback.extract_tb(exc.__traceback__)
+            if Path(frame.filename).resolve().is_relative_to(package) and Path(frame.filename).name != "cli.py"]
+    where = ""
+    if ours:  # the innermost frame of signalwise's own code: the operation that failed
+        frame = ours[-1]
+        shown = Path(frame.filename).resolve().relative_to(package.parent).as_posix()
+        where = f" at {shown}:{frame.lineno}, in {frame.name}" + (f": {frame.line}" if frame.line else "")
+    return (f"{exc.strerror or exc} ({type(exc).__name__}{where}); SIGNALWISE_LOG_LEVEL=DEBUG logs the "
+            "traceback")
 
 
 def _ctrl_c_as_default() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 
 def why_unwritable(out_dir: Path) -> str | None:
-    """Why `out_dir` could not be made or written into, or None. Nothing is created: a command that
-    then refuses its input leaves no empty directory behind."""
+    """Why `out_dir` could not be made or written into, or None. Nothing is left created (a probe directory is
+    made and removed at once): a command that then refuses its input leaves no empty directory behind."""
     existing = Path(out_dir).absolute()
     while not existing.exists():
         existing = existing.parent
@@ -17,6 +17,12 @@ def why_unwritable(out_dir: Path) -> str | None:
         return f"{existing} is not a directory"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is not writable"
+    import tempfile
+
+    try:  # access() answers from permission bits: root is let in everywhere, /proc or a read-only mount refuse still
+        os.rmdir(tempfile.mkdtemp(prefix=".signalwise-probe-", dir=existing))
+    except OSError as exc:
+        return f"cannot make a directory in {existing}: {exc.strerror or exc}"
     return None
 
 

@@ -1,15 +1,10 @@
 """Rate limits per key on a moving window: the 101st call in a minute gets 429, shared across workers via Redis;
-with Redis down at start, `serve` refuses to start (Redis going away later: test_dependency_outages.py)."""
+Redis down at start: test_redis_down_at_start.py; going away later: test_dependency_outages.py."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -101,23 +96,6 @@ def test_two_workers_sharing_redis_share_the_count(tmp_path):
         codes = [(c1 if k % 2 else c2).post("/api/v1/admin/clear-cache", headers={"X-API-Key": key}).status_code
                  for k in range(101)]
     assert codes[:100] == [200] * 100 and codes[100] == 429
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_serve_refuses_to_start_when_redis_does_not_answer(tmp_path):
-    url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
-    env = {**os.environ, "SIGNALWISE_REDIS_URL": url, "SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}"}
-    done = subprocess.run([str(Path(sys.executable).with_name("signalwise")), "serve", "--port", str(_free_port())],
-                          env=env, capture_output=True, text=True, timeout=30)
-    assert done.returncode == 1, done.stderr[-2000:]
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: the rate-limit store, Redis at " + url), done.stderr
-    assert "signalwise API on" not in done.stdout
 
 
 @pytest.mark.slow

@@ -101,7 +101,10 @@ def test_a_write_that_fails_past_the_checks_is_one_error_line(tmp_path):
         p = subprocess.run([SIGNALWISE, "scenarios"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
                            cwd=tmp_path)
     assert p.returncode == 1 and "Traceback" not in p.stderr
-    assert p.stderr.strip() == "error: No space left on device"
+    # no file is named (stdout): where it happened and how to see the traceback (tests/test_cli_os_error.py)
+    line = p.stderr.strip()
+    assert line.startswith("error: No space left on device (OSError at signalwise/") and "\n" not in line, line
+    assert line.endswith("SIGNALWISE_LOG_LEVEL=DEBUG logs the traceback"), line
 
 
 def test_an_output_path_with_a_colon_works(tmp_path):

@@ -6,8 +6,8 @@ directory, nothing left running (the real command, in a process of its own).
   error came out beside ours; `--state-every 0` or `-1` saved the simulator's state every tick);
 - `--mqtt` beside SUMO (`--field sumo`): the loop observes SUMO's own detectors, so the feed drove nothing and
   its events were logged in events.csv beside SUMO's for the same channels;
-- a Redis (`SIGNALWISE_REDIS_URL`) that does not answer, as `signalwise serve` refuses it (docs/api.md), and a
-  `SIGNALWISE_*` setting it cannot take, named by its variable as `serve` names it;
+- a `SIGNALWISE_*` setting it cannot take, named by its variable as `serve` names it (a Redis that does not answer
+  is an outage, not refused: tests/api/test_redis_down_at_start.py);
 - a `--config` file whose `alerts:` rules are invalid (it came out as a traceback);
 - a controller that cannot run on the network (it left a half-made run directory, and its SUMO process).
 """
@@ -97,12 +97,6 @@ def test_an_mqtt_broker_given_as_a_url_or_with_credentials_is_refused_before_the
     assert says in line
     if "credentials" in says:
         assert "SIGNALWISE_MQTT_USERNAME" in line
-
-
-def test_a_redis_that_does_not_answer_refuses_the_run_as_serve_does(tmp_path):
-    url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
-    line = _refused(_live(tmp_path, "--duration", "30", redis_url=url), tmp_path, code=1)
-    assert line.startswith(f"error: the rate-limit store, Redis at {url}")
 
 
 def test_a_bad_setting_in_the_environment_is_named_by_its_variable_before_the_run(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ import typer
 
 from ..exitcodes import FAILED
 from ..listening import ListenError, insecure_no_auth_refusal, listen
+from ..outdirs import why_unwritable
 from ..runtime.commands import (
     BUILTIN_CHOICES,
     _fail,
@@ -298,13 +300,21 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     mqtt_user, mqtt_password = _mqtt_credentials() if mqtt is not None else (None, None)
     mqtt_tls_context = _mqtt_tls(mqtt, mqtt_tls[0], {k: mqtt_tls[1].get(k) for k in MQTT_TLS_OPTIONS})
     streams = _camera_streams(cameras, accept_suspect_calibration)
+    why_not_out = why_unwritable(out) if out is not None else None
+    if why_not_out is not None:  # said now, naming the option, not as a bare errno once the run starts
+        _fail(f"--out {out}: {why_not_out}")
     from ..store.cli_engine import settings_or_exit
-    from ..store.redis_check import startup_problem
+    from ..store.redis_check import missing_package, outage_warning
+    from ..store.settings import unknown_variables_warning
 
     # a bad SIGNALWISE_* variable is named as `signalwise serve` names it, before anything starts
-    problem = startup_problem(settings_or_exit().redis_url)  # as `signalwise serve`: the API's limits count in Redis
+    redis_url = settings_or_exit().redis_url
+    problem = missing_package(redis_url)  # as `signalwise serve`: a URL without its client is a configuration error
     if problem is not None:
         _fail(problem, code=FAILED)
+    for line in (unknown_variables_warning(os.environ), outage_warning(redis_url)):
+        if line is not None:  # a Redis that does not answer is an outage: signal control starts without it
+            typer.secho(f"warning: {line}", fg="yellow", err=True)
     raw_alerts = None
     if config is not None:  # read as every command reads --config: a file it cannot read is one error line
         data = read_config_file(config)

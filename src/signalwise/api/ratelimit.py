@@ -11,11 +11,11 @@ the kinds it names over these defaults, kind by kind (`null` lifts one). A
 refused call gets 429 with `Retry-After` and the `X-RateLimit-*` headers;
 every limited call gets the headers too.
 
-`signalwise serve` (and `signalwise live`) refuse to start when the Redis they name does not answer
-(`store.redis_check.startup_problem`). When it stops answering later, each process counts in its own memory
-until it answers again (asked again every `REDIS_RETRY_S`, by a limited call or by `/health`): an emergency override or a switch to fixed time
-must not wait for a rate-limit cache, and per process the limits still hold (several workers then allow up
-to their number times each limit). The switch is logged once each way and shown on `/health` and in the
+When the Redis it names does not answer, at start (`signalwise serve` and `signalwise live` say so once:
+`store.redis_check.outage_warning`) or later, each process counts in its own memory until it answers again
+(asked again every `REDIS_RETRY_S`, by a limited call or by `/health`): an emergency override or a switch to
+fixed time must not wait for a rate-limit cache, and per process the limits still hold (several workers then
+allow up to their number times each limit). The switch is logged once each way and shown on `/health` and in the
 `signalwise_rate_limit_store_fallback` gauge.
 
 Refused credentials count per client address (`auth_failure`, default 60 a minute; only `"auth_failure": null`

@@ -313,6 +313,9 @@ class StreamHub:
         self._redis_task: asyncio.Task | None = None
         self._heartbeat_task: asyncio.Task | None = None
         self.redis_subscribed = False
+        #: while the channel's subscription fails: since when (epoch s) and why (None while subscribed or trying)
+        self.redis_down_since: float | None = None
+        self.redis_down_reason: str | None = None
         self.ended: str | None = None  # why the attached run's streams ended
         self.ended_clients: tuple[Subscriber, ...] = ()  # the clients that end closed (their pages look once more)
         self._end_published = False  # the attached run's end went to Redis
@@ -505,6 +508,7 @@ class StreamHub:
         return {"clients": len(self._clients), "clients_max": self.clients_max, "queue_max": self.queue_max,
                 "heartbeat_s": self.heartbeat_s,
                 "redis": {"url_set": bool(self.redis_url), "subscribed": self.redis_subscribed,
+                          "down_since": self.redis_down_since, "down_reason": self.redis_down_reason,
                           "signed": self.signing_key is not None, "channel": self.channel,
                           "message_max_age_s": self.message_max_age_s,
                           "dropped": self._redis_out.dropped if self._redis_out else 0},
@@ -606,6 +610,15 @@ class StreamHub:
             self.ended_clients = (*self.ended_clients, *ended)
 
     # -- Redis ---------------------------------------------------------------------------------
+    def relay_down(self) -> tuple[float, str] | None:
+        """(since when, why) while the Redis relay fails, publishing or subscribing; None while it works or is
+        not set up."""
+        down = [(since, why or "") for since, why in
+                ((self.redis_down_since, self.redis_down_reason),
+                 (getattr(self._redis_out, "down_since", None), getattr(self._redis_out, "down_reason", None)))
+                if since is not None]
+        return min(down) if down else None
+
     def _redis_publisher(self) -> _RedisPublisher:
         if self._redis_out is None:
             self._redis_out = _RedisPublisher(self.redis_url, self.channel, self.signing_key)
@@ -661,6 +674,10 @@ class StreamHub:
             try:
                 await pubsub.subscribe(self.channel)
                 self.redis_subscribed = True
+                if self.redis_down_since is not None:
+                    log.warning("streams: Redis answers again after %.0f s; subscribed to %s",
+                                time.time() - self.redis_down_since, self.channel)
+                self.redis_down_since = self.redis_down_reason = None
                 backoff = 0.5
                 while True:
                     item = await pubsub.get_message(timeout=None)
@@ -674,8 +691,14 @@ class StreamHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis went away: retry, streams go on in-process
-                log.warning("streams: Redis subscription to %s failed (%s); retrying in %.1f s",
-                            self.channel, exc, backoff)
+                # said once an outage (a Redis down at start would otherwise log a line every 10 s for hours)
+                first = self.redis_down_since is None
+                (log.warning if first else log.debug)(
+                    "streams: Redis subscription to %s failed (%s); streams go on in this process only, asked "
+                    "again every 10 s at most until it answers", self.channel, exc)
+                if first:
+                    self.redis_down_since = time.time()
+                self.redis_down_reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 self.redis_subscribed = False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
@@ -746,6 +769,9 @@ class _RedisPublisher:
     def __init__(self, url: str, channel: str, key: bytes | None = None, max_pending: int = 1024):
         self.url, self.channel, self.key = url, channel, key
         self.dropped = 0
+        #: while publishing fails: since when (epoch s) and why (None while Redis takes them)
+        self.down_since: float | None = None
+        self.down_reason: str | None = None
         self._q: queue.Queue = queue.Queue(maxsize=max_pending)
         self._thread = threading.Thread(target=self._run, name="signalwise-streams-redis-pub", daemon=True)
         self._thread.start()
@@ -764,7 +790,6 @@ class _RedisPublisher:
         import redis
 
         client: redis.Redis | None = None
-        down = False
         while True:
             msg = self._q.get()
             if msg is None:
@@ -773,14 +798,15 @@ class _RedisPublisher:
                 if client is None:
                     client = redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
                 client.publish(self.channel, _to_wire(msg, self.key))
-                if down:
+                if self.down_since is not None:
                     log.warning("streams: Redis answers again; publishing")
-                    down = False
+                    self.down_since = self.down_reason = None
             except Exception as exc:  # noqa: BLE001 - Redis down: drop, say so once, reconnect next time
                 self.dropped += 1
-                if not down:
+                if self.down_since is None:
                     log.warning("streams: publishing to Redis failed (%s); dropping until it answers", exc)
-                    down = True
+                    self.down_since = time.time()
+                self.down_reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 with contextlib.suppress(Exception):
                     client.close()
                 client = None

@@ -100,14 +100,22 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
     refusal = insecure_no_auth_refusal(host, "SIGNALWISE_INSECURE_NO_AUTH") if settings.insecure_no_auth else None
     if refusal is not None:  # set in the environment: refused as the option is, before a database or port is touched
         _fail(refusal)
-    engine_or_exit(db)  # migrate once, before workers start
-    from .redis_check import startup_problem
+    from .settings import unknown_variables_warning
 
-    # with Redis set, every worker counts rate limits there: a Redis that does not answer at start is most likely
-    # a wrong URL, refused now with the reason (one that goes away later is stood in for by each worker's memory)
-    problem = startup_problem(settings.redis_url)
+    unknown = unknown_variables_warning(os.environ)  # a misspelt SIGNALWISE_* would otherwise go unseen
+    if unknown is not None:  # said before the database is opened: a misspelt URL's default is about to be
+        typer.secho(f"warning: {unknown}", fg="yellow", err=True)
+    engine_or_exit(db)  # migrate once, before workers start
+    from .redis_check import missing_package, outage_warning
+
+    # with Redis set, every worker counts rate limits there: a URL without the redis package is refused; a Redis
+    # that does not answer is an outage, said once, each worker counting in its memory until it answers
+    problem = missing_package(settings.redis_url)
     if problem is not None:
         _fail(problem, code=FAILED)
+    outage = outage_warning(settings.redis_url)
+    if outage is not None:
+        typer.secho(f"warning: {outage}", fg="yellow", err=True)
     from ..listening import ListenError, listen
 
     try:  # a port in use is said now, in one line

@@ -1,9 +1,12 @@
-"""Whether the Redis a deployment names answers: `serve` and `live` refuse to start without it.
+"""Redis at the start of `serve` and `live`: the package a URL needs, and whether the server answers.
 
-With `SIGNALWISE_REDIS_URL` set, the API's workers count rate limits there (`api.ratelimit`): a Redis that does
-not answer at start is a misconfiguration, said with the reason before anything starts (one that goes away
-later is an outage: each process then counts in its own memory until it answers). It lives in the store package
-because the `serve` command does (`store.commands`), which must not import the API it starts.
+With `SIGNALWISE_REDIS_URL` set, the API counts rate limits there and relays the live streams through it
+(`api.ratelimit`, `api.streams`). A URL set without the redis package installed is a configuration error: the
+command refuses to start (`missing_package`). A Redis that does not answer at start is an outage, met as one
+met mid-run is: signal control must not wait for a rate-limit cache, so the command says so once (`outage_warning`)
+and starts with rate limits counted in each process's memory and the stream relay off, asking Redis again every
+few seconds until it answers. It lives in the store package because the `serve` command does
+(`store.commands`), which must not import the API it starts.
 """
 
 from __future__ import annotations
@@ -24,22 +27,46 @@ def display_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def startup_problem(redis_url: str | None) -> str | None:
-    """None when there is no Redis to check or it answers PING, else the one line a command prints before it
-    refuses to start."""
+#: environment variables whose value needs an optional extra: variable -> (module imported, extra installing it).
+#: The refusal below is written from it, and tests/test_deploy_extras.py checks the Dockerfile installs the
+#: extra of every variable compose.yaml gives a service
+EXTRA_FOR_VARIABLE: dict[str, tuple[str, str]] = {"SIGNALWISE_REDIS_URL": ("redis", "redis")}
+
+
+def missing_package(redis_url: str | None) -> str | None:
+    """None when no Redis is named or the redis package is installed, else the one line a command prints before it
+    refuses to start: a URL without the client to use it is a configuration error, not an outage."""
     if not redis_url:
         return None
+    module, extra = EXTRA_FOR_VARIABLE["SIGNALWISE_REDIS_URL"]
     try:
-        import redis
+        __import__(module)
     except ImportError:
-        return (f"SIGNALWISE_REDIS_URL names Redis at {display_url(redis_url)}, but the redis package is not "
-                "installed (pip install 'signalwise[redis]')")
+        return (f"SIGNALWISE_REDIS_URL names Redis at {display_url(redis_url)}, but the {module} package is not "
+                f"installed (pip install 'signalwise[{extra}]')")
+    return None
+
+
+def unanswered(redis_url: str | None) -> str | None:
+    """None when there is no Redis to ask or it answers PING within REDIS_TIMEOUT_S, else why not, in one line."""
+    if not redis_url:
+        return None
+    import redis
+
     try:
         answered = redis.Redis.from_url(redis_url, socket_connect_timeout=REDIS_TIMEOUT_S,
                                         socket_timeout=REDIS_TIMEOUT_S).ping()
-        problem = None if answered else "PING was not answered"
+        return None if answered else "PING was not answered"
     except Exception as exc:  # noqa: BLE001 - any failure to reach or talk to Redis: it does not answer
-        problem = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def outage_warning(redis_url: str | None) -> str | None:
+    """None when Redis answers (or none is named), else the one warning line `serve` and `live` print as they start
+    without it (after `missing_package` found the package)."""
+    problem = unanswered(redis_url)
     if problem is None:
         return None
-    return f"the rate-limit store, Redis at {display_url(redis_url)} (SIGNALWISE_REDIS_URL), does not answer: {problem}"
+    return (f"Redis at {display_url(redis_url)} (SIGNALWISE_REDIS_URL) does not answer: {problem.rstrip('.')}; starting "
+            "without it: rate limits are counted in each process's memory and the live streams are not relayed "
+            "between processes until it answers (asked again every few seconds; /health says degraded meanwhile)")

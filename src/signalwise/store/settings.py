@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     #: controller whose run of the same scenario, seed and conditions is "the baseline"
     baseline_controller: str = BASELINE_CONTROLLER
     #: secret that signs API tokens (HS256); unset = a random one per process, so tokens end with it and
-    #: several API workers cannot share them: set SIGNALWISE_JWT_SECRET (32+ random bytes) in production
+    #: several API workers cannot share them: set SIGNALWISE_JWT_SECRET (32 characters or more; shorter is
+    #: refused at start; `openssl rand -hex 32` makes 64) in production
     jwt_secret: str | None = None
     #: seconds an access token from POST /api/v1/auth/token stays valid
     token_ttl_s: int = Field(default=900, ge=30, le=86_400)
@@ -287,3 +288,36 @@ def weak_secret_reason(secret: str) -> str | None:
     if bits < JWT_SECRET_MIN_BITS:
         return f"its characters carry about {bits:.0f} bits (at least {JWT_SECRET_MIN_BITS} wanted)"
     return None
+
+
+#: `SIGNALWISE_*` variables read outside `Settings` (MQTT credentials and TLS files, how simulation processes
+#: start, the cache of derived files) and by the test suite; tests/test_unknown_environment.py checks every name
+#: the package's source reads is here or a setting
+OTHER_VARIABLES = frozenset({
+    "SIGNALWISE_MQTT_USERNAME", "SIGNALWISE_MQTT_PASSWORD", "SIGNALWISE_MQTT_CA_FILE", "SIGNALWISE_MQTT_CERT_FILE",
+    "SIGNALWISE_MQTT_KEY_FILE", "SIGNALWISE_MQTT_KEY_PASSWORD", "SIGNALWISE_START_METHOD", "SIGNALWISE_CACHE_DIR",
+    "SIGNALWISE_TEST_POSTGRES_URL"})
+
+
+def known_variables() -> frozenset[str]:
+    """Every `SIGNALWISE_*` environment variable signalwise reads."""
+    prefix = Settings.model_config["env_prefix"]
+    return OTHER_VARIABLES | {prefix + name.upper() for name in Settings.model_fields}
+
+
+def unknown_variables_warning(environ) -> str | None:
+    """One line naming the `SIGNALWISE_*` variables of `environ` that signalwise does not read, each with the one it
+    was likely meant to be, or None. Settings ignore unknown names (`extra="ignore"`), so a misspelt database URL
+    variable would otherwise leave the server on its default database without a word."""
+    import difflib
+
+    known = known_variables()
+    unknown = sorted(name for name in environ if name.startswith("SIGNALWISE_") and name not in known)
+    if not unknown:
+        return None
+    said = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        said.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return (f"unknown environment variable(s) {', '.join(said)}: ignored (docs/configuration.md lists the "
+            "variables signalwise reads)")

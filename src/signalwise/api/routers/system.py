@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import time
 
 from fastapi import APIRouter, Request
@@ -16,6 +17,8 @@ from signalwise.store.timefmt import utc_text
 from ..deps import CacheDep, EngineDep, SettingsDep
 
 router = APIRouter(tags=["system"])
+
+log = logging.getLogger("signalwise.api.health")
 
 
 #: a health route's 503: its own body (status, checks, message), not the error body of the other routes
@@ -79,11 +82,13 @@ def _health(request: Request, with_loop: bool) -> JSONResponse:
                                         "error": str(exc)}
         problems.append(str(exc))
     except Exception as exc:  # noqa: BLE001 - any failure means the store cannot be used
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        # the open route says what kind of failure, never the driver's text (host, port, user); that goes to the log
+        reason = _logged_database_error(exc)
         answer["database"] = "unreachable"
-        answer["checks"]["database"] = {"state": "unreachable", "error": first}
-        problems.append(f"database unreachable: {first}")
+        answer["checks"]["database"] = {"state": "unreachable", "error": reason}
+        problems.append(f"database unreachable: {reason} (details in the server's log)")
     else:
+        _last_logged_database_error[0] = ""  # answered: the next failure is logged again
         mismatch = revision_mismatch(found)
         if mismatch is not None and found is not None and found > _release_revision():
             # a newer release migrated the store (the first new replica of a rolling deploy): this server, whose
@@ -99,8 +104,19 @@ def _health(request: Request, with_loop: bool) -> JSONResponse:
             problems.append(mismatch)
     hub = getattr(request.app.state, "streams", None)
     if hub is not None:  # every process of a deployment must name one channel: a probe of each shows whether they do
-        answer["checks"]["streams"] = {"redis": bool(hub.redis_url), "channel": hub.channel if hub.redis_url else None,
-                                       "signed": hub.signing_key is not None}
+        answer["checks"]["streams"] = streams = {"redis": bool(hub.redis_url),
+                                                 "channel": hub.channel if hub.redis_url else None,
+                                                 "signed": hub.signing_key is not None}
+        down = hub.relay_down() if hub.redis_url and hasattr(hub, "relay_down") else None
+        if down is None and hub.redis_url and rate_limits["state"] in ("unreachable", "memory-fallback") \
+                and hub.redis_url == limits.redis_url:  # the same Redis: what the rate limits met, the relay meets
+            down = (limits.down_since, rate_limits.get("error") or "")
+        if hub.redis_url:
+            streams["relay"] = "off" if down is not None else "on"
+        if down is not None:  # a Redis down at start or since: this process's clients only
+            streams.update(since=_iso(down[0]), error=failure_kind(down[1]))
+            warnings.append(f"stream relay off: Redis does not answer ({streams['error']}): live streams reach this "
+                            "process's clients only until it answers")
     if with_loop:
         loop = loop_health(request.app)
         answer["live"] = loop
@@ -116,6 +132,40 @@ def _health(request: Request, with_loop: bool) -> JSONResponse:
         answer["message"] = "; ".join(problems + warnings)
     answer["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return JSONResponse(answer, status_code=503 if problems else 200)
+
+
+#: what a failure to reach a dependency was, by words its driver uses (psycopg, SQLite, redis-py), in order
+FAILURE_KINDS = (
+    (("password authentication failed", "authentication failed", "invalid password", "no password supplied",
+      "wrongpass", "noauth"), "authentication failed"),
+    (("connection refused",), "connection refused"),
+    (("timeout", "timed out"), "timeout"),
+    (("could not translate host name", "name or service not known", "temporary failure in name resolution",
+      "nodename nor servname"), "unknown host"),
+    (("no route to host", "network is unreachable"), "host unreachable"),
+    (("does not exist",), "database does not exist"),
+    (("unable to open database file",), "cannot open the database file"),
+    (("connection reset", "server closed the connection", "connection closed"), "connection lost"),
+)
+
+_last_logged_database_error: list[str] = [""]
+
+
+def failure_kind(text: str) -> str:
+    """The kind of a connection failure, without the host, port or user its text names ("connection refused",
+    "timeout", "authentication failed", ...); "connection failed" when the words are not known."""
+    lowered = text.lower()
+    return next((kind for words, kind in FAILURE_KINDS if any(w in lowered for w in words)), "connection failed")
+
+
+def _logged_database_error(exc: Exception) -> str:
+    """The kind of the database's failure, for the open answer; its full first line goes to the server's log,
+    once each time it changes (probes every few seconds would otherwise repeat it)."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if first != _last_logged_database_error[0]:
+        _last_logged_database_error[0] = first
+        log.warning("health: the database does not answer: %s", first)
+    return failure_kind(str(exc))
 
 
 @functools.cache
