@@ -275,6 +275,10 @@ def render() -> str:
         "",
         "## Run configuration (`--config FILE.yaml`)",
         "",
+        "A file to start from, each setting a city changes first with a comment: "
+        "[examples/city.yaml](../examples/city.yaml) (`signalwise run --sumocfg my.sumocfg --config city.yaml` "
+        "once copied beside your network). Another, with per-intersection overrides:",
+        "",
         "```yaml",
         EXAMPLE_YAML.rstrip("\n"),
         "```",

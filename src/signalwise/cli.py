@@ -131,6 +131,9 @@ def main() -> None:
         _register(modules)
     command = typer.main.get_command(_app)
     _plain_metavars(command)
+    from .option_suggest import install
+
+    install()  # a misspelt option is offered only options close to it
     try:
         command(prog_name="signalwise")
     except OSError as exc:

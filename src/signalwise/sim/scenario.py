@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,9 @@ class Scenario:
     #: the output files a user's .sumocfg asks for (`tripinfo-output` ...), as (name, absolute path): never
     #: written there, as a run writes its own outputs into its directory; named in the run's warnings
     sumocfg_outputs: tuple[tuple[str, str], ...] = ()
+    #: False where the window's end is the one-hour default: a user's network given as --net/--routes, or a
+    #: .sumocfg with no end (SUMO would run until the last vehicle has left; `runtime.default_window` says so)
+    end_given: bool = True
 
     @property
     def duration_s(self) -> float:
@@ -139,7 +143,7 @@ def from_sumocfg(path: Path, name: str | None = None, check_options: bool = True
         raise ScenarioError(f"{path}: no such SUMO config file")
     file_kind = _file_kind(path)
     if file_kind not in (None, "config"):
-        raise ScenarioError(f"{path}: {KIND_NAMES[file_kind]}, not a SUMO config (.sumocfg){KIND_USE[file_kind]}")
+        raise ScenarioError(f"{path}: {KIND_NAMES[file_kind]}, not a SUMO config (.sumocfg){_kind_use(file_kind, path)}")
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
@@ -171,10 +175,12 @@ def from_sumocfg(path: Path, name: str | None = None, check_options: bool = True
                 raise ScenarioError(f"{path}: its {option} names {written}, no such file{where}")
     begin = sumo_time_s(value("begin"), path, "begin") or 0.0
     end = sumo_time_s(value("end"), path, "end")
-    if end is None or end < 0:  # SUMO's -1 / no end: run until the routes are done; we take one hour
+    end_given = end is not None and end >= 0
+    if not end_given:  # SUMO's -1 / no end: run until the routes are done; we take one hour
         end = begin + 3600
     return from_files(base / net, routes, adds, begin, end, name=name or path.stem, kind="user",
-                      sumocfg_settings=_sumocfg_settings(root, base), sumocfg_outputs=_sumocfg_outputs(root, base))
+                      sumocfg_settings=_sumocfg_settings(root, base), sumocfg_outputs=_sumocfg_outputs(root, base),
+                      end_given=end_given)
 
 
 #: what a run reads from a .sumocfg; everything else in it but the sections below is not applied
@@ -418,18 +424,23 @@ def window_text(begin_s: float, end_s: float) -> str:
 
 
 def from_files(net: Path, routes: tuple[Path, ...], additional: tuple[Path, ...] = (), begin_s: float = 0.0,
-               end_s: float = 3600.0, name: str | None = None, kind: str = "user",
+               end_s: float | None = None, name: str | None = None, kind: str = "user",
                description: str = "", **extra) -> Scenario:
+    """A scenario of these files; without `end_s`, one hour from `begin_s` (`Scenario.end_given` False)."""
+    if end_s is None:
+        end_s = begin_s + 3600.0
+        extra.setdefault("end_given", False)
     net = Path(net)
     if not net.is_file():
         raise ScenarioError(f"{net}: no such network file")
     if (net_kind := _file_kind(net)) not in (None, "net"):  # `kind` is the scenario's (user, resco, builtin)
-        raise ScenarioError(f"{net}: {KIND_NAMES[net_kind]}, not a network (.net.xml){KIND_USE[net_kind]}")
+        raise ScenarioError(f"{net}: {KIND_NAMES[net_kind]}, not a network (.net.xml){_kind_use(net_kind, net)}")
     for f in (*routes, *additional):
         if not Path(f).is_file():
             raise ScenarioError(f"{f}: no such file{_several_files_hint(Path(f), f in routes)}")
-        if (file_kind := _file_kind(Path(f))) in ("net", "config"):  # demand may sit in <routes> or <additional>
-            raise ScenarioError(f"{f}: {KIND_NAMES[file_kind]}, not a route or additional file{KIND_USE[file_kind]}")
+        if (file_kind := _file_kind(Path(f))) in ("net", "config", "osm"):  # demand may sit in <routes> or <additional>
+            raise ScenarioError(f"{f}: {KIND_NAMES[file_kind]}, not a route or additional file"
+                                f"{_kind_use(file_kind, Path(f))}")
     if end_s <= begin_s:
         raise ScenarioError(f"end ({seconds_number(end_s)} s) must be after begin ({seconds_number(begin_s)} s)")
     return Scenario(name or net.stem, description or f"user network {net.name}", net, tuple(routes),
@@ -449,11 +460,37 @@ def _several_files_hint(path: Path, route: bool) -> str:
 
 #: SUMO's input files by their root element; a file of another root is left to SUMO to judge
 ROOT_KINDS = {"net": "net", "configuration": "config", "sumoConfiguration": "config", "routes": "routes",
-              "additional": "additional"}
+              "additional": "additional", "osm": "osm"}
 KIND_NAMES = {"net": "a network", "config": "a SUMO config", "routes": "a route file",
-              "additional": "an additional file"}
+              "additional": "an additional file", "osm": "an OpenStreetMap extract"}
 KIND_USE = {"net": "; give it as --net, with --routes", "config": "; give it as --sumocfg",
             "routes": "; give it as --routes, beside --net", "additional": "; name it in a .sumocfg's additional-files"}
+
+
+def _kind_use(kind: str, path: Path) -> str:
+    """What to do with a file of `kind` given where it does not belong. An OpenStreetMap extract is no SUMO input
+    at all (SUMO would say only "no network version declared"): it becomes a network with netconvert, which
+    `make demo` installed beside SUMO, and its demand comes from randomTrips (docs/networks.md)."""
+    if kind != "osm":
+        return KIND_USE[kind]
+    stem = _osm_stem(path)
+    return (f"; convert it into a network first: {osm_netconvert_command(path)}, then make demand with SUMO's "
+            f"tools/randomTrips.py -n {stem}.net.xml -r {stem}.rou.xml (docs/networks.md, \"An OpenStreetMap "
+            "extract\")")
+
+
+def osm_netconvert_command(path: Path) -> str:
+    """The netconvert command that makes a network of an OpenStreetMap extract, as docs/networks.md gives it:
+    edges joined over nodes that only shape them and junctions that are close joined (netconvert's --help
+    recommends it for OSM), the signals mapped on the approaches to a junction read as one signal there
+    (--tls.guess-signals), and nearby signals controlled as one (--tls.join)."""
+    return (f"netconvert --osm-files {path} --geometry.remove --junctions.join --tls.guess-signals --tls.join "
+            f"-o {_osm_stem(path)}.net.xml")
+
+
+def _osm_stem(path: Path) -> str:
+    """`city` of `city.osm`, `city.osm.xml` or `city.osm.gz`: the name the network and demand made of it take."""
+    return re.sub(r"(\.osm)?(\.xml)?(\.gz)?$", "", path.name) or path.name
 
 
 def _file_kind(path: Path) -> str | None:
