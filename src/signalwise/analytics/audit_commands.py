@@ -34,6 +34,7 @@ def audit(
 
     from ..consoles import table_console
     from .safety_audit import RULES, AuditInputError, audit_run
+    from .unprotected_crosswalks import PED_RULES
 
     console = table_console()
     reports = {}
@@ -66,9 +67,12 @@ def audit(
             for k, rule in enumerate(RULES):
                 found = [v for v in report.violations if v.rule == rule]
                 n = counts.get(rule, 0)
+                # a rule that had nothing to hold at some signals says so where its 0 would read as clean
+                worst = _worst(found) or ("not applied at some signals: no pedestrian intervals (below)"
+                                          if rule in report.not_applied else "")
                 table.add_row(str(run_dir) if k == 0 else "", rule, f"{report.checked.get(rule, 0):,}",
                               f"{report.exempted.get(rule, 0):,}" if report.exempted.get(rule) else "",
-                              f"[bold red]{n}[/]" if n else "[green]0[/]", _worst(found))
+                              f"[bold red]{n}[/]" if n else "[green]0[/]", worst)
             table.add_section()
         console.print(table)
         for run_dir, report in reports.items():
@@ -80,14 +84,19 @@ def audit(
                     console.print(f"  … {len(report.violations) - show} more (--show N or --json)")
             for w in report.warnings:
                 console.print(f"warning: {run_dir}: {w}", markup=False, highlight=False)
+            for line in _pedestrian_lines(report):
+                console.print(f"pedestrians: {run_dir}: {line}", markup=False, highlight=False, soft_wrap=True)
             for line in report.below_ite_lines():  # not violations of the run's model: departures from ITE
                 console.print(f"below ITE: {run_dir}: {line.removeprefix('below ITE: ')}", markup=False,
                               highlight=False, soft_wrap=True)
         below = sum(len(r.below_ite) for r in reports.values())
         bad = sum(1 for r in reports.values() if not r.ok)
+        untimed = sum(1 for r in reports.values() if r.not_applied)
         console.print(f"{len(reports)} run(s) audited: "
                       + (f"[bold red]{bad} with violations[/]" if bad else "[green]no violations[/]")
                       + (f", {never_ran} that never ran" if never_ran else "")
+                      + (f"; pedestrian checks ({', '.join(PED_RULES)}) not applied in {untimed} run(s): their timing "
+                         "profile has no pedestrian intervals (listed above)" if untimed else "")
                       + (f"; {below} clearance(s) below ITE, as the run's timing set them (listed above; departures from "
                          "ITE, not violations of the run's own timing)" if below else ""))
 
@@ -113,6 +122,17 @@ def _never_ran(run_dir: Path) -> str | None:
     if (Path(run_dir) / "events.csv").exists():
         return None
     return str(shown.get("reason") or "no reason recorded")
+
+
+def _pedestrian_lines(report) -> list[str]:
+    """The pedestrian rules not applied, and why; what the signal states say of those crosswalks instead."""
+    from .unprotected_crosswalks import PED_RULES, info_line
+
+    if not report.not_applied:
+        return []
+    lines = [f"{', '.join(PED_RULES)} {report.not_applied[PED_RULES[0]]}"]
+    info = info_line(report.pedestrian_info)
+    return lines + ([info] if info else [])
 
 
 def _worst(found) -> str:

@@ -38,7 +38,8 @@ LOWER_IS_BETTER: dict[str, bool] = {
     "avg_delay_s": True, "avg_wait_s": True, "avg_travel_time_s": True, "stops_per_veh": True,
     "throughput_veh": False, "never_inserted": True, "teleports": True, "discarded_veh": True,
     "pedestrians_jammed": True, "locked_veh": True, "avg_queue_veh": True, "co2_kg": True, "fuel_l": True,
-    "emergency_delay_s": True, "ped_delay_s": True,
+    "emergency_delay_s": True, "ped_delay_s": True, "ped_wait_s": True, "ped_wait_p95_s": True,
+    "ped_wait_max_s": True, "ped_long_waits": True,
     "max_queue_veh": True, "co2_g": True, "fuel_ml": True, "running_at_end": True, "walking_at_end": True,
     "emergency_stops_per_veh": True, "emergency_stops_max": True, "emergency_wait_s": True,
     "emergency_wait_max_s": True, "safety_violations": True, "fallback_fraction": True, "controller_errors": True,
@@ -66,6 +67,8 @@ PER_SEED_SAMPLE: dict[str, tuple[str, Callable[[dict], int | None]]] = {
     "stops_per_veh": ("vehicles", _departed),
     "emergency_delay_s": ("vehicles", lambda n: n.get("emergency_vehicles")),
     "ped_delay_s": ("pedestrians", lambda n: n.get("pedestrians")),
+    "ped_wait_s": ("pedestrians", lambda n: n.get("pedestrians")),
+    "ped_wait_p95_s": ("pedestrians", lambda n: n.get("pedestrians")),
 }
 
 

@@ -3,7 +3,8 @@
 References: ITE "Guidelines for Determining Traffic Signal Change and
 Clearance Intervals" (2020) for yellow and red clearance; Webster (1958),
 "Traffic signal settings", for the optimum cycle; MUTCD 4E.06 for pedestrian
-clearance, at most 4 ft/s (1.22 m/s), and for its guidance that walk +
+clearance, 3.5 ft/s (1.07 m/s), 4 ft/s (1.22 m/s) only with an extended
+pushbutton press or passive detection, and for its guidance that walk +
 clearance cover the crossing from 6 ft behind the curb at 3 ft/s.
 
 The default walking speed, `PED_WALKING_SPEED_MPS` = 1.1 m/s (3.6 ft/s), is
@@ -29,8 +30,9 @@ ITE_PERCEPTION_REACTION_S = 1.0
 ITE_DECELERATION_MPS2 = 3.05  # 10 ft/s^2
 PED_WALKING_SPEED_MPS = 1.1
 FOOT_M = 0.3048
-#: the fastest walking speed MUTCD 4E.06 lets a pedestrian clearance be timed at (4 ft/s, where slower pedestrians
-#: get extended pushbutton time): the safety profile refuses a faster one, and the audit times no clearance faster
+#: the fastest walking speed MUTCD 4E.06 lets a pedestrian clearance be timed at: 4 ft/s, and only where an extended
+#: pushbutton press or passive detection gives slower pedestrians a longer clearance (its normal speed is 3.5 ft/s):
+#: the safety profile refuses a faster one, and the audit times no clearance faster
 PED_WALKING_SPEED_MAX_MPS = 1.22
 #: MUTCD 4E.06 guidance: walk + pedestrian clearance lets a pedestrian who leaves 6 ft behind the curb at the start
 #: of walk reach the far side at 3 ft/s

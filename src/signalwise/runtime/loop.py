@@ -266,21 +266,24 @@ def _all_signal_ids(backend, cfg: RunConfig) -> list[str]:
 def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,
              queue_sample_s: float = 5.0, controllers: ControllerFactory | None = None,
              source_wrapper: Callable[[ObservationSource], ObservationSource] | None = None,
-             backend_factory: Callable[[SumoOptions], SumoBackend] = SumoBackend) -> LoopResult:
+             backend_factory: Callable[[SumoOptions], SumoBackend] = SumoBackend,
+             on_start: Callable[[list], None] | None = None) -> LoopResult:
     """Run one simulation under `cfg.controller`, writing SUMO outputs into `run_dir`.
 
     `controllers` replaces the registry's controller for `cfg.controller`
     (training hands its learning controllers in this way); `source_wrapper`
     wraps the SUMO source (fault injection, delayed feeds, a camera that
     replaces it); `backend_factory` starts SUMO another way (sumo-gui
-    filming every step for the camera in the loop).
+    filming every step for the camera in the loop); `on_start` is handed the
+    signals the run controls once they are read, before the first step (the
+    `run` command's warnings at start).
     """
     scenario = resolve_scenario(cfg)
     begin_s, end_s = run_window(cfg, scenario)
     (run_dir / "sumo").mkdir(parents=True, exist_ok=True)
     with _path_sumo_can_write(run_dir / "sumo") as sumo_dir:
         return _run_in(cfg, scenario, begin_s, end_s, sumo_dir, progress, queue_sample_s, controllers, source_wrapper,
-                       backend_factory)
+                       backend_factory, on_start)
 
 
 def run_window(cfg: RunConfig, scenario: Scenario) -> tuple[float, float]:
@@ -321,7 +324,8 @@ def network_read(net_file: Path) -> Iterator[None]:
 
 def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, sumo_dir: Path,
             progress: Progress | None, queue_sample_s: float, controllers: ControllerFactory | None,
-            source_wrapper, backend_factory: Callable[[SumoOptions], SumoBackend] = SumoBackend) -> LoopResult:
+            source_wrapper, backend_factory: Callable[[SumoOptions], SumoBackend] = SumoBackend,
+            on_start: Callable[[list], None] | None = None) -> LoopResult:
     layout = None
     additional = []
     lean = cfg.record == "lean"
@@ -380,6 +384,8 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
             source = fld.backend if source_wrapper is None else source_wrapper(fld.backend)
             stepper = LoopStepper(cfg, fld, end_s, controllers=controllers, source=source,
                                   queue_sample_s=queue_sample_s, keep_notes=True)
+            if on_start is not None:
+                on_start(list(stepper.intersections))
             result = _drive(stepper, files, progress, wall0, recorder)
         except Exception as exc:
             if _from_sumo(exc):  # SUMO died or refused a command: one line, not a traceback

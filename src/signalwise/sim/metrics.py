@@ -49,9 +49,38 @@ class NetworkMetrics:
     #: no time loss)
     ped_delay_s: float | None  # None: no pedestrian
     walking_at_end: int
+    #: per pedestrian, the time it stood over its walk (`PersonTrip.walk_wait_s`: at a signal, its wait at the
+    #: crosswalks for the walk, added up where it crosses more than one; one still walking: so far): the mean, s
+    ped_wait_s: float | None = None  # None: no pedestrian
+    #: the 95th percentile of those waits (nearest rank: 95 % of the pedestrians waited this long or less), s
+    ped_wait_p95_s: float | None = None
+    #: the longest one pedestrian waited, s
+    ped_wait_max_s: float | None = None
+    #: pedestrians who waited longer than `LONG_PED_WAIT_S`
+    ped_long_waits: int = 0
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+#: a pedestrian's wait counted as long, s (`ped_long_waits`): this project's threshold, no standard's. One who
+#: just misses a walk waits about a whole cycle for the next, and 60 s is a short cycle
+LONG_PED_WAIT_S = 60.0
+
+
+def ped_wait_figures(waits_s: list[float]) -> dict:
+    """The mean, 95th percentile, maximum and count over `LONG_PED_WAIT_S` of the pedestrians' waits: the mean
+    alone hides the pedestrian who arrives just after the walk and waits a whole cycle. The percentile is the
+    nearest rank (numpy's "inverted_cdf"): a wait some pedestrian had, never one between two. None where there
+    is no pedestrian."""
+    if not waits_s:
+        return {"ped_wait_s": None, "ped_wait_p95_s": None, "ped_wait_max_s": None, "ped_long_waits": 0}
+    import numpy as np
+
+    return {"ped_wait_s": round(sum(waits_s) / len(waits_s), 3),
+            "ped_wait_p95_s": round(float(np.percentile(waits_s, 95, method="inverted_cdf")), 3),
+            "ped_wait_max_s": round(max(waits_s), 3),
+            "ped_long_waits": sum(1 for w in waits_s if w > LONG_PED_WAIT_S)}
 
 
 def _mean(xs: list[float]) -> float:
@@ -115,6 +144,7 @@ def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples:
         pedestrians=len(walked),
         ped_delay_s=_mean_or_none([p.time_loss_s for p in walked]),
         walking_at_end=sum(1 for p in walked if p.arrival_s < 0),
+        **ped_wait_figures([p.walk_wait_s for p in walked]),
     )
 
 

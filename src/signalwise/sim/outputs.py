@@ -47,6 +47,9 @@ class PersonTrip:
     arrival_s: float
     time_loss_s: float
     waiting_s: float
+    #: the time it stood over its walk stages (SUMO's waitingTime of each `walk`, added up): at a signal, the wait
+    #: at its crosswalks for the walk; a ride's wait for its vehicle is not in it
+    walk_wait_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,7 @@ def read_tripinfo(path: Path) -> tuple[list[Trip], list[PersonTrip]]:
                               float(el.get("departDelay", 0)), co2, fuel, status))
             el.clear()
         elif el.tag == "personinfo":
-            loss = wait = 0.0
+            loss = wait = walk_wait = 0.0
             arrival = -1.0
             for stage in el:
                 stage_wait = float(stage.get("waitingTime", 0) or 0)
@@ -89,8 +92,9 @@ def read_tripinfo(path: Path) -> tuple[list[Trip], list[PersonTrip]]:
                 unfinished = float(stage.get("arrival", 0) or 0) < 0
                 loss += stage_wait if unfinished else float(stage.get("timeLoss", 0) or 0)
                 wait += stage_wait
+                walk_wait += stage_wait if stage.tag == "walk" else 0.0
                 arrival = float(stage.get("arrival", arrival) or arrival)
-            persons.append(PersonTrip(el.get("id"), float(el.get("depart", -1)), arrival, loss, wait))
+            persons.append(PersonTrip(el.get("id"), float(el.get("depart", -1)), arrival, loss, wait, walk_wait))
             el.clear()
     return trips, persons
 

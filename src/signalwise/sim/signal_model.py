@@ -378,6 +378,9 @@ def single_green_reason(program_id: str, green: str, program: list[tuple[str, fl
 #: a signal's note that its cycle_max_s was raised to fit its phases' minimum greens and clearances (a live timing
 #: change's answer says it: `retimed`)
 CYCLE_RAISED_NOTE = "cycle bound raised: "
+#: a signal's note that a phase's max_green_s was raised to its minimum green (a crosswalk phase's walk + pedestrian
+#: clearance): a run warns of it at start (`timing_warnings`), a live timing change's answer says it
+MAX_GREEN_RAISED_NOTE = "max green raised: "
 
 
 def retimed(inter: Intersection, defaults: TimingDefaults, overrides: dict | None = None,
@@ -416,8 +419,10 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
         if p.green_links & cw_links:
             g = max(g, walk + (phase_ped_clear[p.index] if phase_ped_clear else ped_clear))
         min_green.append(math.ceil(g))
-    max_green = [max(float(own_phase.get(p.number, {}).get("max_green_s", d["max_green_s"])), g)
-                 for p, g in zip(phases, min_green, strict=True)]
+    given_max = [float(own_phase.get(p.number, {}).get("max_green_s", d["max_green_s"])) for p in phases]
+    max_green = [max(m, g) for m, g in zip(given_max, min_green, strict=True)]
+    notes.extend(_max_green_raised_notes(phases, given_max, min_green, cw_links, walk,
+                                         phase_ped_clear or [ped_clear] * len(phases)))
     cycle_min, cycle_max = float(d["cycle_min_s"]), float(d["cycle_max_s"])
     # as the signal shows them: each interval rounded up to whole simulation steps (a 3.3 s yellow shows 4 s at 1 s;
     # a crosswalk phase's walk and pedestrian clearance each so, as the shield times them)
@@ -442,6 +447,22 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
     return Timing(float(yellow), float(all_red), tuple(min_green), tuple(max_green), walk, float(ped_clear),
                   cycle_min, cycle_max, ped_intervals, phase_yellow, phase_all_red, bool(d.get("cycle_calls", False)),
                   bool(d.get("protected_yellow", True)), phase_ped_clear)
+
+
+def _max_green_raised_notes(phases: tuple[Phase, ...], given_max_s: list[float], min_green_s: list[float],
+                            cw_links: set[int], walk_s: float, ped_clear_s) -> list[str]:
+    """The note, when a phase's maximum green as given is shorter than its minimum green (a crosswalk phase's walk +
+    pedestrian clearance): the minimum runs, so the operator is told the value given is not what runs."""
+    short = []
+    for p, given, least in zip(phases, given_max_s, min_green_s, strict=True):
+        if given >= least - 1e-9:
+            continue
+        why = (f" (walk {walk_s:g} s + pedestrian clearance {ped_clear_s[p.index]:g} s)"
+               if p.green_links & cw_links and walk_s + ped_clear_s[p.index] > 0 else "")
+        short.append(f"phase {p.number} max_green_s {given:g} s runs {least:g} s, its minimum green{why}")
+    if not short:
+        return []
+    return [MAX_GREEN_RAISED_NOTE + "; ".join(short) + ": a maximum green never ends a green before its minimum"]
 
 
 def served_crosswalks(phase: Phase, crosswalks: tuple[Crosswalk, ...]) -> list[Crosswalk]:
@@ -595,8 +616,10 @@ def path_across_m(api, via: str) -> float:
     return total_m
 
 
-#: notes that say where the network's own program does not run as written under `fixed` (a run warns of them)
-PLAN_NOTE = "the fixed plan: "
+#: notes that say where the network's own program does not run as written under `fixed` (a `fixed` run warns of
+#: them). Every run's signal_model.json keeps them, whatever its controller: they say what the baseline plays, and
+#: name it, so that an actuated or max-pressure run's notes do not read as its own plan (nor as the fallback's)
+PLAN_NOTE = "the network's program as -c fixed plays it: "
 #: a signal's note that its program had phases differing only in their crosswalks (signal_model.json's notes)
 MERGED_NOTE = "phases differing only in crosswalk links were merged"
 #: a signal's note naming the crosswalks its program never shows green (a run warns of it)
@@ -635,8 +658,8 @@ def timing_warnings(intersections) -> list[str]:
     """A run's sentences, under every controller, on signals whose actuated program's min/max greens are not used
     (one per distinct sentence, naming its signals: a netgenerate grid's programs all have the same), on
     signals where a cyclist's red clearance is cut, on signals whose configured yellow or red clearance is
-    below ITE's for a phase, and on signals whose cycle bound was raised to fit their minimums (one line a
-    signal)."""
+    below ITE's for a phase, on signals whose cycle bound was raised to fit their minimums, and on signals whose
+    maximum green was raised to a phase's minimum green (one line a signal)."""
     greens: dict[str, list[str]] = {}
     out = []
     for i in sorted(intersections, key=lambda i: i.id):
@@ -645,7 +668,7 @@ def timing_warnings(intersections) -> list[str]:
                 greens.setdefault(note.removeprefix(PROGRAM_GREENS_NOTE), []).append(i.id)
             elif note.startswith(CYCLIST_CLEARANCE_NOTE):
                 out.append(f"signal {i.id!r}: {note.removeprefix(CYCLIST_CLEARANCE_NOTE)}")
-            elif note.startswith((BELOW_ITE_NOTE, CYCLE_RAISED_NOTE)):
+            elif note.startswith((BELOW_ITE_NOTE, CYCLE_RAISED_NOTE, MAX_GREEN_RAISED_NOTE)):
                 out.append(f"signal {i.id!r}: {note}")
     return [f"signal(s) {_named(ids)}: {text}" for text, ids in _spans_merged(greens).items()] + out
 
