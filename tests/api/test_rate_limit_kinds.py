@@ -36,7 +36,7 @@ from signalwise.store.keys import SCOPES, create_key
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 DOCS_API = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 #: the kinds SIGNALWISE_RATE_LIMITS takes, in the order the refusal of an unknown one lists them
-KINDS = ("read", "predict", "feed", "ingest", "operate", "admin", "evidence", "auth_failure")
+KINDS = ("read", "predict", "feed", "ingest", "operate", "admin", "evidence", "preempt", "auth_failure")
 REDIS_DB = 12  # a database of the test Redis nobody else's tests use; this test's keys are removed after it
 #: low limits, each its own, so a count that lands in the wrong bucket shows in X-RateLimit-Limit
 LOW = {"read": "50/minute", "admin": "3/minute", "evidence": "2/minute"}

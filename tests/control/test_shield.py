@@ -171,15 +171,17 @@ def test_emergency_vehicle_gets_its_green_after_clearance_and_service_resumes(in
 
 
 def test_the_preempt_dwell_is_timed_from_the_vehicles_green_not_from_its_call(inter):
-    """Called 1 s into phase 1's yellow, the vehicle's green comes after phase 2's pedestrian intervals (t=37):
-    a 15 s dwell bound then holds that green 15 s, rather than running out before it shows."""
+    """Called 1 s into phase 1's yellow, the vehicle's green comes after phase 2's green, which shows no walk and
+    ends at the 5 s preemption entry minimum (t=22): a 15 s dwell bound then holds that green 15 s, rather than
+    running out before it shows."""
     sh = IntersectionShield(inter, fallback_for(inter), shield_config(preempt_max_dwell_s=15.0))
     ev = [EmergencyApproach("ev1", "n_in_0", 100.0, 0)]  # link 0: phase 1
     states = drive(sh, 150, lambda t: Decision("X", 1, "test") if t >= 5 else None,
                    emergency=lambda t: ev if 6 <= t < 140 else ())
     dwell = next(e.time_s for e in sh.events if e.event_code == EventCode.PREEMPT_BEGIN_DWELL)
     (timeout,) = [iv.time_s for iv in sh.interventions if iv.rule == "preempt_timeout"]
-    assert dwell == 37.0 and (1, 37.0) in [(p, b) for p, b, _ in greens(sh)]
+    assert dwell == 22.0 and (1, 22.0) in [(p, b) for p, b, _ in greens(sh)]
+    assert not [e for e in sh.events if e.event_code == EventCode.PED_BEGIN_WALK and 6 < e.time_s < 22]
     assert timeout - dwell == 16.0  # the first step past the 15 s bound
     assert audit_shield(sh, states).ok
 

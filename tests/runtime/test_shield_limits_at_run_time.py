@@ -23,3 +23,13 @@ def test_preemption_and_the_confidence_fallback_stay_on():
     assert "preempt" in (shield_refusal(ShieldSettings(), ShieldSettings(preempt=False)) or "")
     assert "confidence_threshold" in (shield_refusal(ShieldSettings(), ShieldSettings(confidence_threshold=0.2)) or "")
     assert shield_refusal(ShieldSettings(), ShieldSettings(confidence_threshold=0.7)) is None
+
+
+def test_the_preemption_entry_minimum_is_not_cut_below_the_default_at_run_time():
+    """A shorter entry minimum ends a green sooner after it began when an emergency vehicle calls: the API may
+    lengthen it, not shorten it past the default (5 s) unless the run started so."""
+    said = shield_refusal(ShieldSettings(), ShieldSettings(preempt_entry_min_green_s=2.0))
+    assert said is not None and "preempt_entry_min_green_s" in said, said
+    assert shield_refusal(ShieldSettings(), ShieldSettings(preempt_entry_min_green_s=8.0)) is None  # tightened
+    started_so = ShieldSettings(preempt_entry_min_green_s=3.0)
+    assert shield_refusal(started_so, ShieldSettings(preempt_entry_min_green_s=3.0)) is None  # kept as it started

@@ -7,11 +7,18 @@ a run leaves behind:
 - ``events.csv``          the hi-res event log (what the controller said it did),
 - ``signal_states.csv``   every link state string SUMO was given (what drivers saw),
 - ``signal_model.json``   phases, links (a vehicle link's speed and path across) and timing of every signal,
-- ``run.json``            the simulation step.
+- ``run.json``            the simulation step,
+- ``config.yaml``, ``changes.jsonl``, ``trips.csv``, ``vtype_classes.json``,
+  ``preempt_calls.csv``: whether preemption was on, its dwell, and who called
+  (rule ``preempt``), where the run has them.
 
 Rules (names as they appear in reports):
 
-``min_green``          green (1 → next 8 of the phase) lasts ≥ min_green_s[phase].
+``min_green``          green (1 → next 8 of the phase) lasts ≥ min_green_s[phase];
+                       one that a preemption (102 … 104) overlaps, ≥ the
+                       preemption entry minimum when shorter (the run's
+                       ``shield.preempt_entry_min_green_s`` in config.yaml, else
+                       2 s, the least it may be), as NEMA's entry minimum allows.
 ``max_green``          green lasts ≤ max_green_s[phase] + one step; a green that
                        overlaps an active preemption (102 … 104) is held to it
                        before the preemption began and after it ended (the shield
@@ -35,8 +42,9 @@ Rules (names as they appear in reports):
                        / the walking speed, 23 no later than the phase's 8, and 21
                        only while the phase is green. The walking speed is the
                        model's ``ped_walking_speed_mps`` when its timing records one,
-                       and never above 1.22 m/s (4 ft/s, the fastest MUTCD 4E.06
-                       allows; with none recorded, that): so a clearance shorter than
+                       and never above 1.22 m/s (4 ft/s, MUTCD 4E.06's ceiling, where an
+                       extended pushbutton press serves slower pedestrians; with none
+                       recorded, that): so a clearance shorter than
                        the crossing takes is a violation whatever ``ped_clearance_s``
                        says. A walk may end early while a preemption is active
                        (MUTCD 4D.27); its clearance may not.
@@ -57,7 +65,25 @@ Rules (names as they appear in reports):
                        own: whether a vehicle was there is not in this evidence.
 ``preempt``            a 104 only ends an active call, a 102 never repeats an
                        active call; a call still on at the end of the log is the
-                       warning ``preempt_unterminated``.
+                       warning ``preempt_unterminated``. The log's preemptions are
+                       held to what the run records apart from it: a 102 in a run
+                       whose ``config.yaml`` has ``shield.preempt: false`` is a
+                       violation and suspends nothing; so is a 102 when no
+                       vehicle of SUMO's class ``emergency`` was in the network
+                       (``trips.csv`` with ``vtype_classes.json``) and no external
+                       call for that signal was on (``preempt_calls.csv``), both
+                       within a step (a run that does not record its vehicles,
+                       a live run on SUMO, and no external call explains it:
+                       the warning ``preempt_unverified``; a ``--field none``
+                       run has no simulated vehicles, ``live.yaml``). Overlapping calls make one
+                       preemption, which may last per call its entry (the
+                       longest yellow + red clearance, then the longest minimum
+                       green with its yellow and red clearance, a 3 s pedestrian
+                       buffer, four steps of rounding) and its dwell
+                       (``shield.preempt_max_dwell_s``, the largest in force, a
+                       live change's included, and never more than 300 s) plus a
+                       step: a longer one is a violation, and the rules it
+                       suspends hold again past that.
 ``link_yellow``        a vehicle link that stops being green shows yellow (y) for
                        ≥ the shortest yellow of the phases serving it before red.
 ``protected_yellow``   under a timing with ``protected_yellow`` (the safety
@@ -140,7 +166,7 @@ rules when one exists (so "11 of phase 2 and 1 of phase 3 at t" is a clean
 change), and only reports what no order can explain.
 
 Hand-written (no library checks NEMA/Indiana event sequences against a
-signal model); pure Python, imports only ``signalwise.core`` and the rule that
+signal model); pure Python (PyYAML reads ``config.yaml``), imports only ``signalwise.core`` and the rule that
 tells a pattern's 131 from a revision's (``analytics.coordination_patterns``,
 which ATSPM reads too).
 """
@@ -171,6 +197,7 @@ from signalwise.core.types import RECOVERY_STATE, EventCode
 from signalwise.outdirs import run_status, shown_status
 
 from .coordination_patterns import pattern_131s
+from .unprotected_crosswalks import PED_RULES, not_applied_reason, unprotected_ends, untimed_crosswalk_signals
 
 RUNTIME_RECOVERY = int(EventCode.RUNTIME_RECOVERY)
 
@@ -256,6 +283,12 @@ class AuditReport:
     #: yellows and red clearances shorter than ITE's for their phase's geometry, one per device, phase and interval
     #: (rule ``below_ite``): not violations of the run's own model, so `ok` does not count them
     below_ite: list[Violation] = field(default_factory=list)
+    #: rule -> why it was not applied (the pedestrian rules at signals whose timing has no pedestrian intervals):
+    #: its 0 is no clean result
+    not_applied: dict[str, str] = field(default_factory=dict)
+    #: per signal without pedestrian intervals, its crosswalk greens followed by a conflicting vehicle green sooner
+    #: than the crossing takes (`unprotected_crosswalks.unprotected_ends`): information, not violations
+    pedestrian_info: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -284,6 +317,8 @@ class AuditReport:
             "violations": [v.as_dict() for v in self.violations],
             "warnings": [w.as_dict() for w in self.warnings],
             "below_ite": [b.as_dict() for b in self.below_ite],
+            "not_applied": dict(self.not_applied),
+            "pedestrian_info": list(self.pedestrian_info),
         }
 
 
@@ -615,6 +650,112 @@ def _preempt_windows(dev: str, events: list[SignalEvent], log_end_s: float, out:
     return windows
 
 
+#: the longest a preemption may hold its green whatever a run's configuration says: the run configuration's own
+#: maximum of shield.preempt_max_dwell_s (runtime/config.py PREEMPT_MAX_DWELL_S), written again here: the audit
+#: imports nothing of the shield or of the configuration it grades
+PREEMPT_MAX_DWELL_S = 300.0
+#: the shortest green a preemption's entry may end (shield.preempt_entry_min_green_s's lowest value, written again
+#: here): a green the log shows cut by a preemption is held to the run's configured entry minimum, or to this
+PREEMPT_ENTRY_MIN_GREEN_S = 2.0
+#: the red clearance a phase green to crosswalks only ends with (MUTCD 4E.06's buffer), which the model's
+#: all_red_s does not carry
+_PED_BUFFER_S = 3.0
+
+
+@dataclass(frozen=True)
+class PreemptionEvidence:
+    """What a run records of preemption apart from its log, against which the log's preemption claims are held.
+
+    `enabled`: the configuration's shield.preempt (None: not recorded). `max_dwell_s`: the longest
+    shield.preempt_max_dwell_s in force during the run (its configuration's, or a larger one a live change
+    applied; None: not recorded). `vehicles`: when each emergency vehicle was in the network (depart, arrival;
+    arrival inf while still driving at the end), or None when the run does not record its vehicles. `calls`: per
+    device, each external preemption call (on, its off or lapse; inf while still on), or None when the run
+    records no external calls."""
+
+    enabled: bool | None = None
+    max_dwell_s: float | None = None
+    vehicles: list[tuple[float, float]] | None = None
+    calls: dict[str, list[tuple[float, float]]] | None = None
+    #: the configuration's shield.preempt_entry_min_green_s (None: not recorded; then PREEMPT_ENTRY_MIN_GREEN_S)
+    entry_min_green_s: float | None = None
+
+    def caller_at(self, device: str, time_s: float, tol_s: float) -> bool | None:
+        """Whether an emergency vehicle was in the network, or an external call for `device` was on, at `time_s`;
+        None when neither explains it and the run does not record its vehicles (a live run on SUMO)."""
+        spans = [*(self.vehicles or ()), *((self.calls or {}).get(device, ()))]
+        if any(a - tol_s <= time_s <= b + tol_s for a, b in spans):
+            return True
+        return None if self.vehicles is None else False
+
+
+def _preempt_entry_s(devices: list[_Device], step_s: float) -> float:
+    """The longest a preemption's entry may take on a device (any of its timing revisions): the change interval
+    under way when the call came, then the green that interval was timed for run to its minimum (a crosswalk
+    phase's is walk + clearance) and its own change interval and pedestrian buffer, each interval rounded up to
+    a step."""
+    change = max((d.yellow_s[p] + d.all_red_s[p] for d in devices for p in d.phase_numbers), default=0.0)
+    green = max((d.min_green_s[p] + d.yellow_s[p] + d.all_red_s[p] for d in devices for p in d.phase_numbers),
+                default=0.0)
+    return change + green + _PED_BUFFER_S + 4 * step_s
+
+
+def _check_preempt_claims(dev: str, windows: list[tuple[float, float]], calls_on: list[float],
+                          revisions: list[_Device], evidence: PreemptionEvidence | None,
+                          out: _Findings) -> list[tuple[float, float]]:
+    """Hold the log's preemptions to what the run records apart from the log, and return the stretches the cycle,
+    maximum green and pedestrian rules are suspended over: a preemption in a run whose configuration has it off,
+    or whose 102 no emergency vehicle or external call explains, is a violation and suspends nothing; a
+    preemption (overlapping calls together) longer than its calls' entry and dwell allow is a violation and
+    suspends them only for that long."""
+    if evidence is None or not windows:
+        return windows
+    if evidence.enabled is False:
+        for t in calls_on:
+            out.violation("preempt", dev, t, detail="preemption called on (102) in a run whose configuration has "
+                                                     "shield.preempt false: no preemption may run")
+        return []
+    unknown = [t for t in calls_on if evidence.caller_at(dev, t, out.step_s + out.tol_s) is None]
+    if unknown:
+        out.warning("preempt_unverified", dev, unknown[0], detail=f"{len(unknown)} preemption call(s) (102) not "
+                    "checked against a vehicle: the run does not record its vehicles (trips.csv), and no external "
+                    "call (preempt_calls.csv) explains them")
+    unexplained = [t for t in calls_on if evidence.caller_at(dev, t, out.step_s + out.tol_s) is False]
+    for t in unexplained:
+        out.violation("preempt", dev, t, detail="preemption called on (102) with no emergency vehicle in the "
+                                                 "network (trips.csv) and no external call for this signal "
+                                                 "(preempt_calls.csv) at that time")
+    kept = [w for w in windows if not any(w[0] - out.tol_s <= t <= w[0] + out.tol_s for t in unexplained)]
+    if evidence.max_dwell_s is None:
+        return kept
+    dwell_s = min(evidence.max_dwell_s, PREEMPT_MAX_DWELL_S)
+    per_call_s = _preempt_entry_s(revisions, out.step_s) + dwell_s + out.step_s
+    bounded = []
+    for start, end, n_calls in _episodes(kept):
+        allowed_s = n_calls * per_call_s
+        if end - start > allowed_s + out.tol_s:
+            out.violation("preempt", dev, start, measured_s=end - start, required_s=allowed_s,
+                          detail=f"preemption held longer than {n_calls} call(s) may: entry (a change interval, a "
+                                 f"minimum green and its clearance) and a dwell of {dwell_s:g} s each; the rules it "
+                                 f"suspends apply again from t={start + allowed_s:g}")
+            end = start + allowed_s
+        bounded.append((start, end))
+    return bounded
+
+
+def _episodes(windows: list[tuple[float, float]]) -> list[tuple[float, float, int]]:
+    """Overlapping preemption windows as one (start, end, calls): a call that comes during another is served
+    after it."""
+    merged: list[list] = []
+    for a, b in sorted(windows):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+            merged[-1][2] += 1
+        else:
+            merged.append([a, b, 1])
+    return [(a, b, n) for a, b, n in merged]
+
+
 # ---------------------------------------------------------------------------
 # Event log: phase intervals, pedestrian intervals, cycle.
 # ---------------------------------------------------------------------------
@@ -638,6 +779,9 @@ class _PhaseState:
 
 class _DeviceEvents:
     """Replays one device's phase and pedestrian events against the rules."""
+
+    #: the shortest green a preemption's entry may end (`PreemptionEvidence.entry_min_green_s`)
+    entry_min_green_s = PREEMPT_ENTRY_MIN_GREEN_S
 
     def __init__(self, dev: _Device, out: _Findings, preempts: list[tuple[float, float]], first_s: float,
                  starts_mid_run: bool = False, switches: list[tuple[float, _Device]] = ()):
@@ -788,9 +932,16 @@ class _DeviceEvents:
         length = t - st.since_s
         if completed:
             out.check("min_green")
-            if not out.at_least(length, dev.min_green_s[p]):
+            required, what = dev.min_green_s[p], "green shorter than minimum"
+            # a preemption called before this green ended may end it at its entry minimum (NEMA's), when shorter
+            if any(w0 <= t + out.tol_s and st.since_s <= w1 + out.tol_s for w0, w1 in self.preempts):
+                entry_s = min(required, self.entry_min_green_s)
+                if not out.at_least(length, required) and out.at_least(length, entry_s):
+                    out.exempt("min_green")
+                required, what = entry_s, "green shorter than the preemption entry minimum"
+            if not out.at_least(length, required):
                 out.violation("min_green", dev.id, st.since_s, phase=p, measured_s=length,
-                              required_s=dev.min_green_s[p], detail="green shorter than minimum")
+                              required_s=required, detail=what)
         since = st.since_s
         outside = _outside_preempts(since, t, self.preempts)
         if outside is not None:
@@ -1184,19 +1335,21 @@ def _first_uncovered(start: float, end: float, cover: list[tuple[float, float]],
 
 def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states: list[tuple[float, str, str]],
           step_length_s: float, *, end_s: float | None = None, starts_mid_run: bool = False,
-          pedestrians: bool = True) -> AuditReport:
+          pedestrians: bool = True, preemption: PreemptionEvidence | None = None) -> AuditReport:
     """Check one run's evidence against every rule.
 
     `signal_states` rows are (time_s, device_id, state). The log is taken to end
     at `end_s`, or at the latest time in the events and states. `pedestrians`:
-    whether the run had any (False: `crosswalk_served` does not apply).
+    whether the run had any (False: `crosswalk_served` does not apply). `preemption`:
+    what the run records of preemption apart from the log (None: the log's 102 … 104
+    windows are taken as they are).
     """
     if not step_length_s > 0:
         raise AuditInputError(f"step length must be positive, not {step_length_s!r}")
     events = list(events)
     if any(e.event_code == RUNTIME_RECOVERY for e in events):
         return _audit_across_recoveries(events, signal_model, list(signal_states), step_length_s, end_s,
-                                        pedestrians)
+                                        pedestrians, preemption)
     devices, revisions = {}, {}
     for k, raw in enumerate(signal_model):
         d = _parse_device(raw, f"signal_model.json entry {k}")
@@ -1205,6 +1358,10 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
     tol = tolerance_for_step(step_length_s)
     report = AuditReport(devices=sorted(devices), step_length_s=step_length_s, tolerance_s=tol)
     out = _Findings(report, step_length_s, tol)
+    untimed = untimed_crosswalk_signals(signal_model)
+    if untimed:
+        report.not_applied = dict.fromkeys(PED_RULES, not_applied_reason(untimed))
+    raw_by_id = {str(raw.get("id")): raw for raw in signal_model}
 
     events = sorted(events, key=lambda e: e.time_s)
     states = [(float(t), str(d), str(s)) for t, d, s in signal_states]
@@ -1235,6 +1392,9 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
             greens: dict[int, list] | None = None  # no events: nothing to hold the states to
         else:
             preempts = _preempt_windows(dev_id, dev_events, log_end, out)
+            preempts = _check_preempt_claims(
+                dev_id, preempts, [e.time_s for e in dev_events if e.event_code == PREEMPT_CALL_ON],
+                [dev, *revisions[dev_id]], preemption, out)
             phase_events = []
             for e in dev_events:
                 if e.event_code not in _PHASE_CODES and e.event_code not in _PED_CODES and not (
@@ -1250,12 +1410,16 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
                 phase_events.append(e)
             switches = _switches(dev_id, dev_events, revisions[dev_id], out)
             replay = _DeviceEvents(dev, out, preempts, dev_events[0].time_s, starts_mid_run, switches)
+            if preemption is not None and preemption.entry_min_green_s is not None:
+                replay.entry_min_green_s = preemption.entry_min_green_s
             replay.replay(phase_events)
             replay.finish(log_end)
             walks = {p: st.walks for p, st in replay.phases.items()}
             greens = {p: st.greens for p, st in replay.phases.items()}
         changes = _state_changes(dev, states_by_device.get(dev_id, []))
         _audit_links(dev, changes, walks, log_end, out, switches if dev_events else (), greens)
+        if dev_id in untimed:
+            report.pedestrian_info.append(unprotected_ends(raw_by_id[dev_id], changes, log_end, tol))
         if pedestrians:
             bound_s = max([dev.cycle_max_s, *(d.cycle_max_s for d in revisions[dev_id])])
             _audit_crosswalk_service(dev, changes, log_end, preempts, bound_s, starts_mid_run, out)
@@ -1282,7 +1446,8 @@ def _split_at(rows: list, is_marker) -> list[list]:
 
 def _audit_across_recoveries(events: list[SignalEvent], signal_model: list[dict],
                              signal_states: list[tuple[float, str, str]], step_length_s: float,
-                             end_s: float | None, pedestrians: bool = True) -> AuditReport:
+                             end_s: float | None, pedestrians: bool = True,
+                             preemption: PreemptionEvidence | None = None) -> AuditReport:
     """A live run that recovered from a simulator crash: the recovery marker is a boundary.
 
     Before it, the log up to the crash; after it, the replay from the restored
@@ -1300,13 +1465,16 @@ def _audit_across_recoveries(events: list[SignalEvent], signal_model: list[dict]
         times = [e.time_s for e in ev] + [float(t) for t, _d, _s in st]
         part = audit(ev, signal_model, st, step_length_s,
                      end_s=end_s if last else max(times, default=0.0), starts_mid_run=k > 0,
-                     pedestrians=pedestrians)
+                     pedestrians=pedestrians, preemption=preemption)
         if merged is None:
             merged = part
             continue
         merged.violations.extend(part.violations)
         merged.warnings.extend(part.warnings)
         merged.below_ite.extend(part.below_ite)
+        for i, info in enumerate(part.pedestrian_info):  # the same signals in every part: their counts add up
+            for key in ("crosswalk_greens_ended", "followed_by_conflicting_green_within_crossing"):
+                merged.pedestrian_info[i][key] += info[key]
         for rule, n in part.checked.items():
             merged.checked[rule] = merged.checked.get(rule, 0) + n
     first_s = next(e.time_s for e in events if e.event_code == RUNTIME_RECOVERY)
@@ -1369,7 +1537,7 @@ def _audit_complete_run(run_dir: Path) -> AuditReport:
         states = [r for r in states if r[0] <= end_s + EXACT_TOLERANCE_S]
     try:
         report = audit(events, model, states, step, end_s=None if cut is None else cut[0],
-                       pedestrians=_had_persons(run_dir))
+                       pedestrians=_had_persons(run_dir), preemption=read_preemption_evidence(run_dir))
     except AuditInputError as exc:
         raise AuditInputError(f"{run_dir}: {exc}") from None
     if status in ("failed", "incomplete", "died"):
@@ -1447,6 +1615,108 @@ def _common_end(events: list[SignalEvent], states: list[tuple[float, str, str]])
     if events_end < states_end:
         return events_end, "events.csv", "signal_states.csv", round(states_end - events_end, 3)
     return states_end, "signal_states.csv", "events.csv", round(events_end - states_end, 3)
+
+
+def read_preemption_evidence(run_dir: Path) -> PreemptionEvidence:
+    """What a run directory records of preemption apart from its log: `config.yaml`'s shield.preempt and
+    preempt_max_dwell_s (with the larger dwells `changes.jsonl` applied at run time), the emergency vehicles'
+    times in the network (`trips.csv`, their class from `vtype_classes.json`) and the external calls
+    (`preempt_calls.csv`). A file the run lacks leaves its part unknown."""
+    import yaml
+
+    enabled, dwell, entry = None, None, None
+    try:
+        shield = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("shield") or {}
+        enabled = shield.get("preempt") if isinstance(shield.get("preempt"), bool) else None
+        dwell = float(shield["preempt_max_dwell_s"]) if "preempt_max_dwell_s" in shield else None
+        entry = shield.get("preempt_entry_min_green_s")
+        entry = float(entry) if isinstance(entry, (int, float)) and not isinstance(entry, bool) else None
+    except (OSError, yaml.YAMLError, ValueError, TypeError, AttributeError):
+        pass
+    for change in _jsonl(run_dir / "changes.jsonl"):
+        asked = ((change.get("payload") or {}).get("shield") or {}) if change.get("kind") == "shield" else {}
+        if change.get("result") == "applied" and isinstance(asked.get("preempt_max_dwell_s"), (int, float)):
+            dwell = max(dwell or 0.0, float(asked["preempt_max_dwell_s"]))
+        if change.get("result") == "applied" and isinstance(asked.get("preempt_entry_min_green_s"), (int, float)):
+            entry = min(entry or math.inf, float(asked["preempt_entry_min_green_s"]))  # the shortest in force
+    return PreemptionEvidence(enabled, dwell, _emergency_vehicles(run_dir), _external_calls(run_dir), entry)
+
+
+def _jsonl(path: Path) -> list[dict]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill: the others still count
+        if isinstance(row, dict):
+            out.append(row)
+    return out
+
+
+def _emergency_vehicles(run_dir: Path) -> list[tuple[float, float]] | None:
+    """(depart, arrival) of every vehicle of SUMO's class `emergency` (arrival inf: still driving at the end); none
+    in a live run fed by detectors (`live.yaml`'s field `none`: no simulated vehicle calls); None when the run does
+    not record its vehicles."""
+    import yaml
+
+    try:
+        if (yaml.safe_load((run_dir / "live.yaml").read_text()) or {}).get("field") == "none":
+            return []
+    except (OSError, yaml.YAMLError, AttributeError):
+        pass
+    try:
+        classes = json.loads((run_dir / "vtype_classes.json").read_text())
+        with open(run_dir / "trips.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, ValueError):
+        return None
+    spans = []
+    for row in rows:
+        if classes.get(row.get("vtype")) != "emergency":
+            continue
+        try:
+            depart = float(row.get("depart_s") or "nan")
+        except ValueError:
+            continue
+        try:
+            arrival = float(row["arrival_s"]) if row.get("arrival_s") else math.inf
+        except ValueError:
+            arrival = math.inf
+        if arrival < 0:  # SUMO writes -1 for a vehicle still driving when the run ended
+            arrival = math.inf
+        if not math.isnan(depart):
+            spans.append((depart, arrival))
+    return spans
+
+
+def _external_calls(run_dir: Path) -> dict[str, list[tuple[float, float]]] | None:
+    """Per device, each external call (its `on` row in `preempt_calls.csv` to its `off` or `lapsed`; inf while
+    still on)."""
+    try:
+        with open(run_dir / "preempt_calls.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError:
+        return None
+    open_calls: dict[tuple[str, str], float] = {}
+    out: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        try:
+            t = float(row.get("time_s") or "")
+        except ValueError:
+            continue
+        key = (row.get("device_id") or "", row.get("call_id") or "")
+        if row.get("state") == "on":
+            open_calls.setdefault(key, t)
+        elif row.get("state") in ("off", "lapsed") and key in open_calls:
+            out.setdefault(key[0], []).append((open_calls.pop(key), t))
+    for (device, _call), t in open_calls.items():
+        out.setdefault(device, []).append((t, math.inf))
+    return out
 
 
 def _had_persons(run_dir: Path) -> bool:

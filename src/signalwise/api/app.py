@@ -31,6 +31,7 @@ from .routers import (
     ingest,
     live,
     live_history,
+    live_preempt,
     ml,
     ml_jobs,
     ml_metrics,
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     pages.install(app)  # the live dashboard (/, /dashboard, /static) and the read routes it needs
     for router in (system.router, auth.router, ingest.router, analytics.router, dashboard.router, live.router,
                    monitoring.router, streams.router, ml.router, ml_models.router, ml_jobs.router, ml_metrics.router,
-                   cameras.router, violations.router, live_history.router):
+                   cameras.router, violations.router, live_history.router, live_preempt.router):
         app.include_router(router)
     for name in OPTIONAL_ROUTERS:
         try:

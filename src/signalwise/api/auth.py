@@ -5,7 +5,8 @@
   and the key's scopes, sent as `Authorization: Bearer …`. Browsers cannot set
   headers on a WebSocket or an EventSource: streams also take `?token=`.
 - Scopes: `read`, `ingest`, `operate`, `admin` (holds every scope but `evidence`), `evidence` (violation
-  images: number plates and faces; only a key granted it explicitly reads them).
+  images: number plates and faces; only a key granted it explicitly reads them), `preempt` (preemption calls
+  into a live run and nothing else: a fire department's dispatch system; `operate` holds it too).
 - `ROUTE_SCOPES` is the one table of what each route needs; a route missing
   from it is refused (404 for unknown paths is FastAPI's; a route we add and
   forget to declare is a 500 in tests, never an open door).
@@ -69,6 +70,7 @@ _declare("POST", "/api/v1/ingest/{rest:path}", "ingest")
 _declare("POST", "/api/v1/events/{rest:path}", "ingest")
 _declare("POST", "/api/v1/live/feeds/{rest:path}", "ingest")
 _declare("POST,PUT,DELETE", "/api/v1/live/{rest:path}", "operate")
+_declare("POST", "/api/v1/live/preempt", "preempt")  # a dispatch system's key places calls and changes nothing else
 _declare("POST,PUT,DELETE", "/api/v1/ml/{rest:path}", "operate")  # train, cancel, deploy, rollback
 _declare("DELETE", "/api/v1/ml/models/{model_id}", "admin")  # deletes files nobody can bring back
 _declare("POST", "/api/v1/ml/metrics", "ingest")  # figures measured elsewhere: stored data, nothing that runs

@@ -417,7 +417,8 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
                 feed_client = MqttFeed(runtime.feed, *mqtt_at, username=mqtt_user,  # --field none: the runtime's feed
                                        password=mqtt_password, tls=mqtt_tls_context,
                                        prefix=runtime.cfg.mqtt_topic_prefix,
-                                       client_id=mqtt_client_id(run_dir.parent, runtime.cfg.scenario_label))
+                                       client_id=mqtt_client_id(run_dir.parent, runtime.cfg.scenario_label),
+                                       preempt=runtime.preempt)  # and preemption calls on <prefix>/<signal>/preempt
                 feed_client.start()
             if insecure_no_auth:
                 console.print("[bold red]warning:[/bold red] --insecure-no-auth: every route is open, changes included")
@@ -496,7 +497,8 @@ def _say_how_it_ended(console, runtime, store, run_dir: Path) -> int:
     moved = store.stored_as_note() if store is not None and hasattr(store, "stored_as_note") else None
     if moved:  # as `publish` says a run stored under another id than its name
         console.print(f"note: {moved}", soft_wrap=True)
-    for warning in _fault_warnings(runtime):
+    # a run ending during a preemption leaves its 102 without a 104 (run.json's preemptions_in_force too)
+    for warning in [*_fault_warnings(runtime), *runtime.preemptions_in_force()]:
         # as `signalwise run` says it under its table: one line a warning, however narrow the stream
         console.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", soft_wrap=True)
     typer.echo(f"run directory: {run_dir}")

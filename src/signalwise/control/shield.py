@@ -46,17 +46,25 @@ Guarantees, per intersection:
   phase while no sound lane data are fresher than `max_observation_age_s`
   (fixed time and Webster observe no lanes; a failed detector feed);
 - emergency preemption (unless `preempt` is off): an emergency vehicle within
-  `preempt_distance_m` gets the phase serving its link once the green in
-  force has run its minimum and its pedestrians' walk and clearance (with
-  `preempt_ends_walk` the walk ends at once; the clearance is never
-  shortened, nor the minimum green, which a phase with a crosswalk has at
-  walk + clearance) and
-  the change interval has cleared, held until it passes (at most
-  `preempt_max_dwell_s` from that green's start, then logged as 110, max
-  presence exceeded). A call that comes during a change interval waits for
-  the green that interval was timed for, and that green's minimum. Cycle and
-  max-green bounds are suspended while a preempt is active, minimum green
-  and clearances are not;
+  `preempt_distance_m` calls (102, on the lowest channel no other call at the
+  signal holds, with a `preempt_call` intervention naming vehicle, lane and
+  phase); the calls are served one at a time in the order they came (105 when
+  a call's entry starts, a `preempt_queued` intervention for one that waits).
+  Entry: the green in force ends once it has run the preemption entry minimum
+  (`preempt_entry_min_green_s`, or its own minimum green when shorter: NEMA's
+  entry minimum, which truncates a longer minimum green) and its pedestrians'
+  walk and clearance (with `preempt_ends_walk` the walk ends at once; the
+  clearance is never shortened), then its yellow and all-red in full. A green
+  that begins while a call is on (its change interval was under way) shows no
+  walk and has the same entry minimum; should every call end before it does,
+  its walk starts then. The called phase's green is held (107 begins the
+  dwell of every call it serves) until the vehicle passes, at most
+  `preempt_max_dwell_s` from that green's start: then 110, max presence
+  exceeded, and 104. A vehicle whose call ended does not call again at that
+  signal until it has dropped out of range (left the distance or passed the
+  stop line), as a detector input re-arms only once its call drops. Cycle and
+  max-green bounds are suspended while a preempt is active, clearances are
+  not;
 - fallback: when a decision's confidence is below the threshold, the
   observation it was made on is older than `max_observation_age_s` or has an
   unhealthy source, the controller failed, or its decision cannot be
@@ -116,6 +124,8 @@ class ShieldConfig:
     preempt_max_dwell_s: float
     #: a preemption's entry ends a walk in progress (its clearance still runs in full)
     preempt_ends_walk: bool
+    #: during a preemption's entry a green may end once it has run this (or its own minimum, when shorter)
+    preempt_entry_min_green_s: float
     step_length_s: float
 
 
@@ -164,6 +174,21 @@ class Outlook(NamedTuple):
     cycle_next: int | None = None
     #: a preemption holds the signal now, for this vehicle (the phase waits until it ends)
     preempt_vehicle: str | None = None
+
+
+@dataclass(slots=True)
+class PreemptCall:
+    """One emergency vehicle's preemption call at a signal, from its 102 to its 104."""
+
+    vehicle_id: str
+    #: the channel its 102 ... 104 are logged on: the lowest no other call at the signal held when it came
+    channel: int
+    #: the phase serving the vehicle's link (0-based)
+    phase: int
+    in_lane: str
+    on_s: float
+    #: when the called phase's green began to serve it (its 107); None while its entry clears or it waits
+    dwell_start_s: float | None = None
 
 
 class FallbackPlan:
@@ -280,7 +305,12 @@ class IntersectionShield:
         self.preempt_start_s = 0.0
         #: when the preempted phase's green began for the vehicle (the dwell); None while entry still clears
         self.preempt_dwell_start_s: float | None = None
-        self._served_emergency: set[str] = set()
+        #: the calls on now, by vehicle, in the order they came (the first is the one served: `preempt_vehicle`)
+        self.preempt_calls: dict[str, PreemptCall] = {}
+        #: vehicles whose call ended and that have not dropped out of range since: they do not call again yet
+        self._preempt_spent: set[str] = set()
+        #: the green in force began during a preemption and showed no walk
+        self._walk_withheld = False
         self._start_green(initial_phase, start_s)
 
     def _use_timing(self, t: Timing) -> None:
@@ -289,6 +319,7 @@ class IntersectionShield:
         self._yellow_s = [t.yellow_of(p) for p in range(n)]
         self._all_red_s = [t.all_red_of(p) for p in range(n)]
         self._clear_eff_s, self._min_green_eff_s = self._effective(t)
+        self._entry_min_green_s = ceil_to_step(self.cfg.preempt_entry_min_green_s, self.cfg.step_length_s)
         self._calls = t.cycle_calls
         self._protected_yellow = t.protected_yellow
         self._change_cache.clear()  # the change states follow the timing's protected_yellow
@@ -399,7 +430,8 @@ class IntersectionShield:
         if self.interval == GREEN_I:
             held_until, held_by = self.green_start_s + self._min_green_eff_s[c], "minimum green"
             ped_end = self._ped_end_s()
-            if ped_end is not None and ped_end > held_until + EPS:
+            # a crosswalk phase's minimum green is its walk + clearance: a tie is the pedestrians' (docs/live.md)
+            if ped_end is not None and ped_end >= held_until - EPS:
                 held_until, held_by = ped_end, "pedestrian walk and clearance"
             change_s = max(now + step, held_until)
             first = None if self._feasible(phase, change_s) else self._most_urgent(exclude=c)
@@ -479,6 +511,8 @@ class IntersectionShield:
         """
         self._ticked = True
         emergency = observation.emergency if observation is not None and self.cfg.preempt else ()
+        if not emergency and self._preempt_spent:
+            self._preempt_spent.clear()  # none in range: every vehicle whose call ended may call again
         if self._calls:
             self._update_calls(now, observation)
         if (now < self._quiet_until_s and not emergency and self.interval == GREEN_I
@@ -524,6 +558,7 @@ class IntersectionShield:
         self._deadlines = None
         self.state = self._no_walk_states[phase]
         self.ped = PED_NONE
+        self._walk_withheld = False
         if self._ped_links[phase]:
             walk_end = green_start_s + t.ped_walk_s
             clear_end = walk_end + t.ped_clearance_of(phase)
@@ -547,8 +582,8 @@ class IntersectionShield:
         def ev(t: float, code: EventCode, param: int) -> None:
             out.append(SignalEvent(t, dev, int(code), param))
 
-        if self.preempt_active:
-            ev(self.preempt_start_s, EventCode.PREEMPT_CALL_ON, 1)
+        for call in self.preempt_calls.values():
+            ev(call.on_s, EventCode.PREEMPT_CALL_ON, call.channel)
         if self.timing_revision:  # the green in force ran under a run-time change's timing
             ev(self.green_start_s, EventCode.TIMING_PLAN_CHANGE, self.timing_revision)
         ev(self.green_start_s, EventCode.PHASE_BEGIN_GREEN, p)
@@ -595,7 +630,10 @@ class IntersectionShield:
         if self.preempt_active:
             if self.preempt_phase == c:
                 return None, None
-            if not min_done:
+            # NEMA's entry minimum: a longer minimum green (a crosswalk phase's walk + clearance) is cut to it, the
+            # pedestrians' walk (unless preempt_ends_walk) and clearance are not
+            entry_min_s = min(self._min_green_eff_s[c], self._entry_min_green_s)
+            if elapsed < entry_min_s - EPS or self.ped in (PED_WALK, PED_CLEAR):
                 if self.ped == PED_WALK and self.cfg.preempt_ends_walk:
                     self._intervene(now, "preempt", f"walk of phase {c + 1} ended early for {self.preempt_vehicle}")
                     self._begin_ped_clearance(now)
@@ -823,43 +861,78 @@ class IntersectionShield:
 
     # -- preemption ------------------------------------------------------------------
     def _update_preempt(self, now: float, emergency: Sequence[EmergencyApproach]) -> None:
-        if self.preempt_active:
-            still = any(e.vehicle_id == self.preempt_vehicle for e in emergency)
-            # the dwell is timed from the preempted green, not from the call: an entry that waits out
-            # another phase's walk and clearances must not use up the vehicle's green before it shows
-            dwell = 0.0 if self.preempt_dwell_start_s is None else now - self.preempt_dwell_start_s
-            if not still or dwell > self.cfg.preempt_max_dwell_s:
-                if still:
-                    self._intervene(now, "preempt_timeout", f"{self.preempt_vehicle} held over {dwell:.0f} s")
-                    self._emit(now, EventCode.PREEMPT_MAX_PRESENCE_EXCEEDED, 1)  # then the call ends, 104
-                self._served_emergency.add(self.preempt_vehicle)
-                self.preempt_active = False
-                self._emit(now, EventCode.PREEMPT_CALL_OFF, 1)
-                # the cycle bound restarts after a preempt (it was suspended)
-                self.last_green_start_s = [max(t, now) for t in self.last_green_start_s]
-                self.link_served_s = {k: max(t, now) for k, t in self.link_served_s.items()}
-                self._call_s = [None if c is None else max(c, now) for c in self._call_s]
-                self._deadlines = None
-                self.preempt_vehicle = None
-                self.preempt_phase = None
-                self.preempt_dwell_start_s = None
+        """End the calls whose vehicle is gone or whose dwell ran out, log each new call as it comes, and serve the
+        first call on (`_serve_first_call`)."""
+        present = {e.vehicle_id for e in emergency}
+        self._preempt_spent &= present  # a vehicle out of range calls again when it comes back
+        calls = self.preempt_calls
+        for vid, call in list(calls.items()):
+            dwell = None if call.dwell_start_s is None else now - call.dwell_start_s
+            if vid in present and (dwell is None or dwell <= self.cfg.preempt_max_dwell_s):
+                continue
+            if vid in present:
+                self._intervene(now, "preempt_timeout", f"{vid} held over {dwell:.0f} s (channel {call.channel}); "
+                                                        "it calls again once it has left the preemption distance")
+                self._emit(now, EventCode.PREEMPT_MAX_PRESENCE_EXCEEDED, call.channel)  # then the call ends, 104
+                self._preempt_spent.add(vid)
+            self._emit(now, EventCode.PREEMPT_CALL_OFF, call.channel)
+            del calls[vid]
+        green = self.phase if self.interval == GREEN_I else None
+        new = [(phase, e) for e in emergency if e.vehicle_id not in calls and e.vehicle_id not in self._preempt_spent
+               and (phase := self._phase_serving_link(e.link_index)) is not None]
+        # calls that come together: one the green in force serves first, then the nearest
+        for phase, e in sorted(new, key=lambda pe: (pe[0] != green, pe[1].distance_m)):
+            if e.vehicle_id in calls:
+                continue  # one vehicle seen on two links: one call
+            used = {c.channel for c in calls.values()}
+            channel = next(k for k in range(1, len(used) + 2) if k not in used)
+            first = next(iter(calls.values()), None)
+            calls[e.vehicle_id] = PreemptCall(e.vehicle_id, channel, phase, e.in_lane, now)
+            self._emit(now, EventCode.PREEMPT_CALL_ON, channel)
+            self._intervene(now, "preempt_call", f"{e.vehicle_id} on {e.in_lane} calls phase {phase + 1} "
+                                                 f"(channel {channel}, {e.distance_m:.0f} m)")
+            if first is not None:
+                self._intervene(now, "preempt_queued", f"{e.vehicle_id} (channel {channel}) waits for the "
+                                                       f"preemption for {first.vehicle_id} (channel {first.channel})")
+        self._serve_first_call(now)
+
+    def _serve_first_call(self, now: float) -> None:
+        """The first call on is the one the signal serves: its entry starts (105) when it becomes first; with none
+        left the preemption ends."""
+        first = next(iter(self.preempt_calls.values()), None)
+        if first is None:
+            if self.preempt_active:
+                self._end_preemption(now)
             return
-        for e in sorted(emergency, key=lambda e: e.distance_m):
-            if e.vehicle_id in self._served_emergency:
-                continue
-            phase = self._phase_serving_link(e.link_index)
-            if phase is None:
-                continue
+        if not (self.preempt_active and first.vehicle_id == self.preempt_vehicle):
             self.preempt_active = True
-            self.preempt_vehicle = e.vehicle_id
-            self.preempt_phase = phase
-            self.preempt_start_s = now
-            self._emit(now, EventCode.PREEMPT_CALL_ON, 1)
-            self._emit(now, EventCode.PREEMPT_ENTRY_STARTED, 1)
-            if self.interval == GREEN_I and self.phase == phase:
-                self.preempt_dwell_start_s = now
-                self._emit(now, EventCode.PREEMPT_BEGIN_DWELL, 1)
-            return
+            self.preempt_vehicle, self.preempt_phase, self.preempt_start_s = first.vehicle_id, first.phase, first.on_s
+            self._emit(now, EventCode.PREEMPT_ENTRY_STARTED, first.channel)
+        self._begin_dwells(now)
+
+    def _begin_dwells(self, now: float) -> None:
+        """The called phase is green under the preemption: every call it serves begins its dwell (107)."""
+        if self.interval == GREEN_I and self.phase == self.preempt_phase:
+            for call in self.preempt_calls.values():
+                if call.phase == self.phase and call.dwell_start_s is None:
+                    call.dwell_start_s = now
+                    self._emit(now, EventCode.PREEMPT_BEGIN_DWELL, call.channel)
+        first = next(iter(self.preempt_calls.values()))
+        self.preempt_dwell_start_s = first.dwell_start_s
+
+    def _end_preemption(self, now: float) -> None:
+        self.preempt_active = False
+        # the cycle bound restarts after a preempt (it was suspended)
+        self.last_green_start_s = [max(t, now) for t in self.last_green_start_s]
+        self.link_served_s = {k: max(t, now) for k, t in self.link_served_s.items()}
+        self._call_s = [None if c is None else max(c, now) for c in self._call_s]
+        self._deadlines = None
+        self.preempt_vehicle = None
+        self.preempt_phase = None
+        self.preempt_dwell_start_s = None
+        if self._walk_withheld and self.interval == GREEN_I:  # the green goes on: its pedestrians get their walk
+            self._walk_withheld = False
+            self._begin_walk(self.phase, now)
 
     def _phase_serving_link(self, link: int) -> int | None:
         if not 0 <= link < self.inter.n_links:
@@ -899,17 +972,21 @@ class IntersectionShield:
         self._min_green_noted = set()
         self.proposal = None if (self.proposal and self.proposal.phase_index == phase) else self.proposal
         self._emit(now, EventCode.PHASE_BEGIN_GREEN, phase)
-        if self._ped_links[phase]:
-            self.ped = PED_WALK
-            self.ped_start_s = now
-            self._emit(now, EventCode.PED_BEGIN_WALK, phase)
-            self.state = self._green_states[phase]
+        # a green that begins during a preemption's entry (its change interval was under way) starts no walk
+        self._walk_withheld = bool(self._ped_links[phase]) and self.preempt_active and phase != self.preempt_phase
+        if self._ped_links[phase] and not self._walk_withheld:
+            self._begin_walk(phase, now)
         else:
             self.ped = PED_NONE
             self.state = self._no_walk_states[phase]
         if self.preempt_active and phase == self.preempt_phase:
-            self.preempt_dwell_start_s = now
-            self._emit(now, EventCode.PREEMPT_BEGIN_DWELL, 1)
+            self._begin_dwells(now)
+
+    def _begin_walk(self, phase: int, now: float) -> None:
+        self.ped = PED_WALK
+        self.ped_start_s = now
+        self._emit(now, EventCode.PED_BEGIN_WALK, phase)
+        self.state = self._green_states[phase]
 
     def _take_timing(self, timing: Timing, revision: int | None, now: float) -> None:
         """The green starting now runs `timing`; with a `revision`, logged by a 131 before its 1."""

@@ -151,6 +151,19 @@ def _seconds(x: float | None) -> str:
     return "—" if x is None else f"{x:.1f} s"
 
 
+def _ped_waits_text(network: dict) -> str:
+    """The pedestrians' waits as the run summary gives them: "41.8 / 91.0 / 125.0 s, 15 over 60 s"; "—" with
+    none (saying so when the run had no pedestrians), and "not counted" for a run from before they were."""
+    from ..sim.metrics import LONG_PED_WAIT_S
+
+    if "ped_wait_s" not in network:
+        return "— (not counted)"
+    if network["ped_wait_s"] is None:
+        return "— (no pedestrians in this run)" if not network.get("pedestrians") else "—"
+    return (f"{network['ped_wait_s']:.1f} / {network['ped_wait_p95_s']:.1f} / {network['ped_wait_max_s']:.1f} s, "
+            f"{network['ped_long_waits']} over {LONG_PED_WAIT_S:g} s")
+
+
 def _fail(message: str, code: int = BAD_INPUT) -> None:
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(code)
@@ -476,7 +489,12 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
     note_profile_mismatch(cfg, [cfg.controller])
     from .loop import resolve_scenario, run_window
 
-    run_window(cfg, resolve_scenario(cfg))  # fail on a bad scenario or warm-up before drawing a progress bar
+    scenario = resolve_scenario(cfg)
+    run_window(cfg, scenario)  # fail on a bad scenario or warm-up before drawing a progress bar
+    from .default_window import default_window_warning
+
+    if (tail := default_window_warning(cfg.duration_s, scenario)) is not None:  # said again under the summary
+        typer.secho(f"warning: {tail}", fg="yellow", err=True)
     _check_model_path(cfg.controller)
     _load_factories([cfg.controller])
     target = run_dir or new_run_dir(cfg)
@@ -498,10 +516,23 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
             bar.update(task, completed=done_s / total_s if total_s else 1.0,
                        sim=f"{done_s / 60:.0f}/{total_s / 60:.0f} sim-min")
 
-        result = execute_run(cfg, target, progress, audit_apart=True)  # this process does nothing else
+        # this process does nothing else
+        result = execute_run(cfg, target, progress, audit_apart=True, on_start=_warn_at_start(cfg.controller))
     if db is not None:
         _publish([result.run_dir], db, console)
     print_run_summary(result.metrics, result.run_dir)
+
+
+def _warn_at_start(controller: str):
+    """What a run says on stderr as soon as its signals are read, before its first step: an exclusive pedestrian
+    phase that `controller` serves only under the cycle bound (`exclusive_walks`), which a long run would otherwise
+    show only in its pedestrians' waits. Its warnings under the summary say it again."""
+    from .exclusive_walks import exclusive_walk_warnings
+
+    def warn(intersections) -> None:
+        for warning in exclusive_walk_warnings(intersections, controller):
+            typer.secho(f"warning: {warning}", fg="yellow", err=True)
+    return warn
 
 
 def _check_model_path(controller: str) -> None:
@@ -572,8 +603,11 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
          else "not recorded (emissions off, or a lean record)"),
         ("emergency vehicles: mean delay", f"{n['emergency_vehicles']} veh: " + _seconds(n["emergency_delay_s"])),
         # SUMO's time loss over each walk, not ATSPM's pedestrian delay (the wait at a crossing for the walk)
-        ("pedestrians: time lost per walk (SUMO)", f"{n['pedestrians']}: " + _seconds(n["ped_delay_s"])
+        ("pedestrians: time lost per walk (SUMO)", "0: — (no pedestrians in this run)" if not n["pedestrians"]
+         else f"{n['pedestrians']}: " + _seconds(n["ped_delay_s"])
                                 + (f" ({n['walking_at_end']} still walking)" if n.get("walking_at_end") else "")),
+        # each pedestrian's standing over its walk (its waits at crosswalks): the mean hides the one who missed a walk
+        ("pedestrians: wait mean / p95 / max", _ped_waits_text(n)),
         ("pedestrians jammed (SUMO)", "— (not counted)" if n.get("pedestrians_jammed") is None
          else str(n["pedestrians_jammed"])),
         ("preemptions / fallback share", f"{n['preemptions']} / {n['fallback_fraction']:.1%}"),
@@ -586,7 +620,9 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
     if "safety" in metrics:
         s = metrics["safety"]
         rows.append(("safety violations (independent audit)", f"{s['violations']}"
-                     + (f" ({len(s['below_ite'])} clearance(s) below ITE)" if s.get("below_ite") else "")))
+                     + (f" ({len(s['below_ite'])} clearance(s) below ITE)" if s.get("below_ite") else "")
+                     + ("; pedestrian checks not applied: this timing profile has no pedestrian intervals "
+                        "(signalwise audit says more)" if s.get("not_applied") else "")))
     if metrics.get("below_ite_timing"):  # the configured timing's departures from ITE: not counted as violations
         from .below_ite import below_ite_summary
         rows.append(("configured below ITE (not violations)", below_ite_summary(metrics["below_ite_timing"])))
@@ -846,7 +882,8 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
             cells.append(text)
         unit = f" ({row['unit']})" if row["unit"] else ""
         few = row.get("per_seed_n") or {}
-        t.add_row(row["label"] + unit + (f"\n{per_seed_text(few, judged=False)}" if few.get("too_few") else ""), *cells)
+        t.add_row(row["label"] + unit + (f"\n{per_seed_text(few, judged=False)}" if few.get("too_few") else "")
+                  + (f"\n{row['none_in_runs']}" if row.get("none_in_runs") else ""), *cells)
     share = summary.get("fallback_share", {})
     if share:
         t.add_row("fallback share", *[("[red]" if c in never else "") +

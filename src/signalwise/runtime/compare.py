@@ -46,6 +46,7 @@ from ..analytics.verdict import (  # the verdict's rule, shared with the API's c
 )
 from ..outdirs import why_not_fresh
 from ..provenance import models_run, provenance, software_text
+from ..sim.metrics import LONG_PED_WAIT_S
 from ..sim.processes import fresh_process_context, in_callers_env
 from ..sim.scenario import clock_text, seconds_number, seconds_text, window_text
 from ..sim.signal_model import BELOW_ITE_NOTE
@@ -88,6 +89,13 @@ METRICS = (
     # SUMO's time loss over each pedestrian's whole walk: not ATSPM's pedestrian delay (the wait at one crossing
     # from the push to the walk), which `signalwise atspm` gives; the key stays for the readers of summary.json
     ("ped_delay_s", "pedestrians: time lost per walk (SUMO)", "s", LOWER_IS_BETTER["ped_delay_s"]),
+    # each pedestrian's standing over its walk (its waits at crosswalks): the mean, the worst 5 % and the worst,
+    # and how many waited long; a run from before they were counted has none
+    ("ped_wait_s", "pedestrians: wait per walk", "s", LOWER_IS_BETTER["ped_wait_s"]),
+    ("ped_wait_p95_s", "pedestrians: wait, 95th percentile", "s", LOWER_IS_BETTER["ped_wait_p95_s"]),
+    ("ped_wait_max_s", "pedestrians: longest wait", "s", LOWER_IS_BETTER["ped_wait_max_s"]),
+    ("ped_long_waits", f"pedestrians waiting over {LONG_PED_WAIT_S:g} s", "persons",
+     LOWER_IS_BETTER["ped_long_waits"]),
 )
 #: metrics a run has only when SUMO computed the emissions (`metrics["emissions_recorded"]`); else "—", not 0
 EMISSIONS = ("co2_kg", "fuel_l", "co2_g_per_veh_km", "fuel_l_per_100veh_km")
@@ -142,6 +150,15 @@ DEFINITIONS = {
                    "walking counts the time it has stood so far), over the runs that had pedestrians. Not ATSPM's "
                    "pedestrian delay, the wait at one crossing from the push button to the walk, which "
                    "`signalwise atspm` gives from a run's event log",
+    "ped_wait_s": "SUMO's waitingTime of each pedestrian's walk stages (the time it stood: at a signal, its waits "
+                  "at the crosswalks for the walk, added up where it crossed more than one; one still walking "
+                  "counts so far), averaged over the pedestrians due in the counted window, over the runs that had "
+                  "pedestrians",
+    "ped_wait_p95_s": "the 95th percentile of the same waits in each run (nearest rank: 95 % of its pedestrians "
+                      "waited this long or less)",
+    "ped_wait_max_s": "the longest of the same waits in each run",
+    "ped_long_waits": f"pedestrians in each run whose wait as above was longer than {LONG_PED_WAIT_S:g} s "
+                      "(`sim.metrics.LONG_PED_WAIT_S`)",
 }
 
 
@@ -646,6 +663,20 @@ def _step_past_first_walks(backend, until_s: float) -> None:  # noqa: ANN001 - a
                               f"{why} ({read_files(backend.opts)})") from None
 
 
+#: the figures of persons or vehicles a network may have none of: the count each run's `network` keeps of them
+_COUNTED_BY = {"emergency_delay_s": ("emergency_vehicles", "emergency vehicles"),
+               **{key: ("pedestrians", "pedestrians") for key, *_ in METRICS if key.startswith("ped_")}}
+
+
+def _none_in_runs(key: str, runs: dict[tuple[str, int], dict]) -> str | None:
+    """"no pedestrians in these runs" for a figure of `_COUNTED_BY` when no run had any (the `corridor` has no
+    pedestrian demand): a row of "—" (or of 0 waits over 60 s) alone reads as something broken."""
+    if not runs or key not in _COUNTED_BY:
+        return None
+    count, what = _COUNTED_BY[key]
+    return f"no {what} in these runs" if all(m["network"].get(count) == 0 for m in runs.values()) else None
+
+
 def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict:
     """Mean and 95% CI per metric over the seeds that measured it; change vs the first controller, Welch and paired
     p-values over the seeds both measured (`seeds_compared` when that is fewer), and `verdict` "better" or
@@ -664,6 +695,8 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
         sample = per_seed_sample(key, [runs[cs]["network"] for cs in sorted(have)], of_runs=len(runs))
         if sample is not None:
             row["per_seed_n"] = sample
+        if (none := _none_in_runs(key, runs)) is not None:
+            row["none_in_runs"] = none
         base_seeds = [s for s in seeds if (baseline, s) in have]
         for c in controllers:
             c_seeds = [s for s in seeds if (c, s) in have]
@@ -773,11 +806,14 @@ def _runs_text(keys: Sequence[str]) -> str:
 #: gives differently from run to run
 _FIGURES_ASIDE = re.compile(r"\s*\([^()]*\d[^()]*\)")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+#: a count's noun in the singular, which a kind reads as the plural ("1 time", "29 times")
+_ONE_TIME = re.compile(r"# time\b")
 
 
 def _warning_kind(text: str) -> str:
-    """What a warning says with its figures left out: runs that teleported 29 and 21 times warn of one kind."""
-    return _NUMBER.sub("#", _FIGURES_ASIDE.sub("", text))
+    """What a warning says with its figures left out: runs that teleported 29 and 21 times (or 1 time) warn of
+    one kind."""
+    return _ONE_TIME.sub("# times", _NUMBER.sub("#", _FIGURES_ASIDE.sub("", text)))
 
 
 def warning_groups(said: dict[str, list[str]], leave_out: Collection[str] = ()) -> list[dict]:
@@ -1049,6 +1085,8 @@ def metric_label(row: dict) -> str:
     over when that is too few to judge by: "emergency vehicle delay (n = 1–2 vehicles per seed: too few to
     judge)"."""
     sample = row.get("per_seed_n")
+    if row.get("none_in_runs"):
+        return f"{row['label']} ({row['none_in_runs']})"
     return f"{row['label']} ({per_seed_text(sample)})" if sample and sample.get("too_few") else row["label"]
 
 

@@ -283,7 +283,8 @@ def _merged(base: dict, own: dict, where: str) -> TimingConfig:
         raise ValueError(f"{where}{'.' + key if key else ''}: {msg}") from None
 
 #: why the safety profile keeps a limit, where its number alone does not say
-_SAFETY_WHY = {"ped_walking_speed_mps": " m/s (4 ft/s, the fastest MUTCD 4E.06 times a pedestrian clearance at)"}
+_SAFETY_WHY = {"ped_walking_speed_mps": " m/s (4 ft/s, the fastest MUTCD 4E.06 allows, and only where an extended "
+                                        "pushbutton press or passive detection serves slower pedestrians)"}
 #: where each of the safety profile's limits comes from, said to a live run's operator (`_safety_refusal(live=True)`)
 _SAFETY_SOURCE = {
     "yellow_s": f"{SAFETY_LIMITS['yellow_s'][0]:g} s is the shortest yellow change interval MUTCD 4D.26 allows "
@@ -291,7 +292,10 @@ _SAFETY_SOURCE = {
     "max_green_s": f"{SAFETY_LIMITS['max_green_s'][1]:g} s is the safety profile's longest maximum green",
     "cycle_max_s": f"{SAFETY_LIMITS['cycle_max_s'][1]:g} s is the safety profile's longest wait of a signal link "
                    "for its green",
-    "ped_walking_speed_mps": "MUTCD 4E.06 times no pedestrian clearance faster than 4 ft/s",
+    "ped_walking_speed_mps": "MUTCD 4E.06 times a pedestrian clearance at 3.5 ft/s (1.07 m/s), the normal "
+                             "walking speed; 4 ft/s only where an extended pushbutton press or passive detection "
+                             "gives slower pedestrians a longer clearance, which signalwise does not model (every "
+                             "crosswalk is on recall)",
 }
 #: said to a live run's operator after a safety limit: the profile cannot be left while the run goes on
 _LIVE_PROFILE = "the safety profile, which this live run keeps until it ends"
@@ -348,12 +352,28 @@ MAX_OBSERVATION_AGE_S = 300.0
 #: the shortest preemption distance and dwell the shield takes; why each, for its description and its refusal
 PREEMPT_MIN_DISTANCE_M = 30.0
 PREEMPT_MIN_DWELL_S = 10.0
+#: the longest: a preemption's green is exempt from the maximum green and the cycle bound, so its dwell is held to
+#: the longest maximum green the safety profile lets any phase have (NTCIP 1202's preemptMaximumPresence, 0-65535 s,
+#: leaves the value to the agency); and its distance to about the longest reach of the emitters field systems use
+#: (optical and radio: 2,500-3,600 ft, 760-1,100 m), where a vehicle at 50 km/h is 72 s away, longer than the
+#: default dwell: a call from farther holds a green for nobody
+PREEMPT_MAX_DISTANCE_M = 1000.0
+PREEMPT_MAX_DWELL_S = 300.0
 _PREEMPT_MINIMUM_WHY = {
     "preempt_distance_m": "at least 30 m: nearer, an emergency vehicle at 50 km/h is about 2 s from the stop line, "
                           "less than a change interval, so its call cannot give it a green (shield.preempt: false "
                           "turns preemption off)",
     "preempt_max_dwell_s": "at least 10 s: less ends the preemption while a vehicle called at 150 m is still "
                            "approaching (10 s at 15 m/s)",
+}
+_PREEMPT_MAXIMUM_WHY = {
+    "preempt_distance_m": "at most 1000 m: about the longest reach of field preemption emitters (optical and radio, "
+                          "760-1,100 m); from there a vehicle at 50 km/h is 72 s away, so a call from farther holds "
+                          "a green for nobody while the cross streets wait",
+    "preempt_max_dwell_s": "at most 300 s: a preemption's green is exempt from the maximum green and the cycle "
+                           "bound, and 300 s is the longest maximum green the safety profile allows any phase; "
+                           "longer, a stuck call (a vehicle standing at a scene, an input never switched off) holds "
+                           "the cross streets red for as long as it lasts",
 }
 
 
@@ -369,25 +389,44 @@ class ShieldSettings(BaseModel):
     preempt: bool = Field(True, description=(
         "true: an emergency vehicle calls a preemption; false turns preemption off (the reference controllers "
         "have none)"))
-    preempt_distance_m: float = Field(150.0, ge=PREEMPT_MIN_DISTANCE_M, description=(
+    preempt_distance_m: float = Field(150.0, ge=PREEMPT_MIN_DISTANCE_M, le=PREEMPT_MAX_DISTANCE_M, description=(
         "an emergency vehicle within this distance of its next signal gets its green once the green in "
-        "force has run its minimum and pedestrian intervals (see preempt_ends_walk) and the change interval "
-        f"has cleared; {_PREEMPT_MINIMUM_WHY['preempt_distance_m']}"))
-    preempt_max_dwell_s: float = Field(60.0, ge=PREEMPT_MIN_DWELL_S, description=(
+        "force has run its preemption entry minimum (preempt_entry_min_green_s) and pedestrian intervals (see "
+        "preempt_ends_walk) and the change interval "
+        f"has cleared; {_PREEMPT_MINIMUM_WHY['preempt_distance_m']}; "
+        f"{_PREEMPT_MAXIMUM_WHY['preempt_distance_m']} (every profile, and at run time)"))
+    preempt_max_dwell_s: float = Field(60.0, ge=PREEMPT_MIN_DWELL_S, le=PREEMPT_MAX_DWELL_S, description=(
         "longest a preemption holds its green for one emergency vehicle, from that green's start (then it is "
-        f"logged as 110, max presence exceeded); {_PREEMPT_MINIMUM_WHY['preempt_max_dwell_s']}"))
+        f"logged as 110, max presence exceeded); {_PREEMPT_MINIMUM_WHY['preempt_max_dwell_s']}; "
+        f"{_PREEMPT_MAXIMUM_WHY['preempt_max_dwell_s']} (every profile, and at run time). The audit holds each "
+        "preemption to it"))
     preempt_ends_walk: bool = Field(False, description=(
         "on entry to a preemption, end a walk in progress at once (MUTCD 4D.27 permits shortening it); the "
-        "pedestrian clearance, the minimum green (a crosswalk phase's is walk + clearance) and the change "
-        "interval are still timed in full"))
+        "pedestrian clearance and the change interval are still timed in full; the green then ends at the "
+        "preemption entry minimum (preempt_entry_min_green_s), not at a crosswalk phase's walk + clearance"))
+    # 5 s: the default minimum green of a vehicle phase, so by default entry cuts only longer minimums (a crosswalk
+    # phase's walk + clearance, a raised per-phase minimum); controllers time a preemption's own "minimum green
+    # during right-of-way transfer" apart from the phase's (TxDOT's preemption timing data lists it beside yellow and
+    # red clearance, which are never shortened)
+    preempt_entry_min_green_s: float = Field(5.0, ge=2.0, le=60.0, description=(
+        "during a preemption's entry, a green other than the called one may end once it has run this long (or its "
+        "own minimum green, when shorter): a longer minimum, such as a crosswalk phase's walk + pedestrian "
+        "clearance, is cut to it, as NEMA controllers' preemption entry minimum does; a green that begins during "
+        "the entry shows no walk; a walk already under way and every pedestrian clearance, yellow and red "
+        "clearance are timed in full"))
 
     @field_validator("preempt_distance_m", "preempt_max_dwell_s", mode="before")
     @classmethod
     def _preempt_minimum(cls, value, info):
-        """A value below the minimum is refused with the reason (the bound alone says only "at least")."""
+        """A value past the minimum or the maximum is refused with the reason (the bound alone says only "at
+        least" or "at most")."""
         low = {"preempt_distance_m": PREEMPT_MIN_DISTANCE_M, "preempt_max_dwell_s": PREEMPT_MIN_DWELL_S}
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < low[info.field_name]:
-            raise ValueError(f"{value:g} is too small: {_PREEMPT_MINIMUM_WHY[info.field_name]}")
+        high = {"preempt_distance_m": PREEMPT_MAX_DISTANCE_M, "preempt_max_dwell_s": PREEMPT_MAX_DWELL_S}
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value < low[info.field_name]:
+                raise ValueError(f"{value:g} is too small: {_PREEMPT_MINIMUM_WHY[info.field_name]}")
+            if value > high[info.field_name]:
+                raise ValueError(f"{value:g} is too large: {_PREEMPT_MAXIMUM_WHY[info.field_name]}")
         return value
 
 

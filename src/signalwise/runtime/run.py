@@ -28,6 +28,7 @@ run.json; nothing half-written is presented as complete.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import json
 import platform
@@ -64,8 +65,10 @@ from ..termination import stop_reason
 from .below_ite import below_ite_timing
 from .config import RunConfig
 from .controller_faults import CSV_COLUMNS as FAULT_COLUMNS
+from .default_window import default_window_warning
 from .detector_config import write_detector_config
 from .evidence import EVIDENCE_FILES, SumoEvidence, merged, read_evidence
+from .exclusive_walks import exclusive_walk_notes, exclusive_walk_warnings
 from .loop import (
     LOCKED_AFTER_S,
     ControllerFactory,
@@ -198,8 +201,12 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path, audit_apart
     if "passages" in replayed:
         replay, sumo = _with_replayed(loop, sumo)
     _write_csv(run_dir / "signal_states.csv", ["time_s", "device_id", "state"], loop.signal_states)
-    dump_json(run_dir / "signal_model.json", describe_intersections(loop.intersections, loop.approach_direction,
-                                                                       cfg.step_length_s))
+    # with the notes that depend on the run's controller (`exclusive_walks`), beside the signal's own
+    by_controller = exclusive_walk_notes(loop.intersections, cfg.controller)
+    dump_json(run_dir / "signal_model.json", describe_intersections(
+        [dataclasses.replace(i, notes=(*i.notes, *by_controller[i.id])) if i.id in by_controller else i
+         for i in loop.intersections],
+        loop.approach_direction, cfg.step_length_s))
     event_rows = sumo.detector_event_rows
     event_rows.extend(event_row(e.time_s, e.device_id, e.event_code, e.parameter) for e in loop.events)
     if cfg.controller == COORDINATED_CONTROLLER:  # each signal's plan (131, 132, 133), as a field controller logs it
@@ -309,6 +316,8 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path, audit_apart
     note = sumocfg_note(cfg, loop.scenario)
     if note:
         warnings.append(note)
+    if (tail := default_window_warning(cfg.duration_s, loop.scenario)) is not None:
+        warnings.append(tail)
     if loop.demand_unread:  # the plans made before any count (Webster's, the fallback's) rest on assumed demand
         warnings.append(loop.demand_unread)
     if not net["vehicles_total"]:
@@ -350,6 +359,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path, audit_apart
         metrics["coordination"], said = coordination_report(loop.intersections, cfg.step_length_s)
         warnings.extend(said)
     warnings.extend(pedestrian_warnings(loop.intersections))
+    warnings.extend(exclusive_walk_warnings(loop.intersections, cfg.controller))
     warnings.extend(timing_warnings(loop.intersections))
     warnings.extend(clearance_rounding_warnings(loop.intersections, cfg.timing, cfg.step_length_s))
     below = below_ite_timing(loop.intersections, cfg.timing, cfg.step_length_s)
@@ -413,7 +423,8 @@ def _teleport_warning(teleports: Teleports, teleport_s: float) -> str:
     behind it move up sooner: the run's delay (timeLoss + departDelay) is lower than the same traffic without
     teleports would give."""
     kinds = ", ".join(f"{kind.replace('_', ' ')} {n}" for kind, n in teleports.by_kind().items() if n)
-    return (f"SUMO teleported vehicles {teleports.total} times ({kinds}) after {teleport_s:g} s standing "
+    times = "time" if teleports.total == 1 else "times"
+    return (f"SUMO teleported vehicles {teleports.total} {times} ({kinds}) after {teleport_s:g} s standing "
             "(time_to_teleport_s): each teleported vehicle's trip is cut short, taken out of the queue and put back "
             "further along its route; its delay counts the time it stood until then, not the wait it skipped, "
             "so the average delay is lower than without teleports (the benchmark profile never teleports)")
@@ -621,7 +632,10 @@ def _audit(run_dir: Path) -> dict | None:
     report = audit_run(run_dir)
     return {"violations": len(report.violations), "checked": report.checked,
             "by_rule": {rule: n for rule, n in report.violations_by_rule().items() if n},
-            **({"below_ite": report.below_ite_lines()} if report.below_ite else {})}
+            **({"below_ite": report.below_ite_lines()} if report.below_ite else {}),
+            # rules with nothing to hold at some signals (no pedestrian intervals): their 0 is no clean result
+            **({"not_applied": report.not_applied, "pedestrian_info": report.pedestrian_info}
+               if report.not_applied else {})}
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:

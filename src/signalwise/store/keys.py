@@ -44,7 +44,10 @@ SCOPES = {
     "operate": "runtime changes, overrides, controller switch, deploy, rollback, training",
     "admin": "keys, cache, server configuration (and everything above; not evidence)",
     "evidence": "violation evidence images (each access is logged)",
+    "preempt": "preemption calls into a live run, nothing else (a dispatch system's key; operate holds it too)",
 }
+#: scopes a key holds when it holds another: an operator may place the preemption calls a dispatch key places
+IMPLIED_BY = {"preempt": frozenset({"operate"})}
 #: scopes `admin` does not hold unless granted them: evidence images are personal data (number plates, faces),
 #: and whoever manages keys and the cache has no need to read them (the routes ask `holds` too)
 NOT_IMPLIED_BY_ADMIN = frozenset({"evidence"})
@@ -89,8 +92,10 @@ class RevocationRefused(ApiKeyError):
 
 
 def holds(scopes: frozenset[str] | tuple[str, ...], scope: str) -> bool:
-    """Whether a key with these scopes holds `scope`: granted it, or `admin` (all but `NOT_IMPLIED_BY_ADMIN`)."""
-    return scope in scopes or ("admin" in scopes and scope not in NOT_IMPLIED_BY_ADMIN)
+    """Whether a key with these scopes holds `scope`: granted it, or `admin` (all but `NOT_IMPLIED_BY_ADMIN`), or a
+    scope that implies it (`IMPLIED_BY`)."""
+    return (scope in scopes or ("admin" in scopes and scope not in NOT_IMPLIED_BY_ADMIN)
+            or any(s in scopes for s in IMPLIED_BY.get(scope, ())))
 
 
 def grant_refusal(creator: str, missing: list[str] | tuple[str, ...]) -> str:

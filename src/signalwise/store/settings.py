@@ -22,11 +22,11 @@ from ..core.names import BASELINE_CONTROLLER
 DEFAULT_DATABASE_URL = "sqlite:///signalwise.db"
 #: the kinds of call `rate_limits` may name: every scope's routes (its reads included: `admin` counts GET
 #: /api/v1/keys too), predictions, a live run's detector feeds, and refused credentials (per client address)
-RATE_LIMIT_KINDS = ("read", "predict", "feed", "ingest", "operate", "admin", "evidence", "auth_failure")
+RATE_LIMIT_KINDS = ("read", "predict", "feed", "ingest", "operate", "admin", "evidence", "preempt", "auth_failure")
 #: refused keys and tokens a client address may send a minute
 AUTH_FAILURE_LIMIT = "60/minute"
 #: the limit of each kind of call unless `rate_limits` (SIGNALWISE_RATE_LIMITS) sets it; a kind not here (`read`,
-#: `evidence`) is not limited
+#: `evidence`, `preempt`: an emergency call must not meet a 429 unless the agency sets a limit) is not limited
 DEFAULT_RATE_LIMITS: dict[str, str | None] = {
     "predict": "100/minute", "feed": "6000/minute", "ingest": "100/minute", "operate": "100/minute",
     "admin": "100/minute", "auth_failure": AUTH_FAILURE_LIMIT}
@@ -95,11 +95,11 @@ class Settings(BaseSettings):
     stream_message_max_age_s: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
     #: calls per caller (API key, or client address when anonymous) on a moving window, per kind of call:
     #: `predict` (POST /api/v1/ml/predict*), `feed` (POST /api/v1/live/feeds/*: detector gateways, every few
-    #: seconds per signal), and each scope (`read`, `ingest`, `operate`, `admin`, `evidence`) for the routes that
+    #: seconds per signal), and each scope (`read`, `ingest`, `operate`, `admin`, `evidence`, `preempt`) for the routes that
     #: need it, reads included, and `auth_failure` (refused keys and tokens, per client address); one limit each,
     #: in `limits` notation ("100/minute", "10/second"). Each kind given replaces that kind's default, the others
-    #: keep theirs (predict, ingest, operate, admin 100/minute; feed 6000/minute; auth_failure 60/minute; read
-    #: and evidence not limited); `null` lifts a kind's limit; an unknown kind is refused
+    #: keep theirs (predict, ingest, operate, admin 100/minute; feed 6000/minute; auth_failure 60/minute; read,
+    #: evidence and preempt not limited); `null` lifts a kind's limit; an unknown kind is refused
     rate_limits: dict[str, str | None] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS),
                                                examples=[{"read": "600/minute", "admin": None}])
     #: days each kind of data is kept before `signalwise db purge` removes it (a simulated run goes whole once

@@ -94,7 +94,9 @@ class LiveStatus(BaseModel):
         "left out now, with device_id, channel and reason) and, with --mqtt, `mqtt` (broker, connected, "
         "connection_error, received: payloads as they arrive, messages_received: the messages in those handled, "
         "accepted, rejected, retained: retained messages refused, queued: received and not yet handled, dropped: "
-        "payloads the full intake queue dropped); empty with a simulator"))
+        "payloads the full intake queue dropped); and in any live run `preempt`: the preemption input's calls "
+        "(accepted, refused, placed, ended, lapsed, in_force, last_refused_reason, lapse_after_s, by_transport; "
+        "docs/live-feeds.md, Preemption calls)"))
     alerts_webhook: dict | None = Field(None, description=(
         "with alerts.webhook_url: its deliveries (url, sent, failed, dropped, queued, last_error); null without one"))
     store: dict | None = Field(None, description=(

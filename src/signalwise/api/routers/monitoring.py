@@ -3,11 +3,12 @@
 `/api/v1/monitoring/performance` and `/api/v1/monitoring/alerts` are the live
 routes' own functions under a second name, not a second copy of them.
 Request latency is measured by a middleware into a histogram per route; the
-live figures (decisions, fallback share, alerts, profiler stages, stream
-clients, the detector feed's messages per transport, its repeats, count
-corrections and late messages, the detector states repeated) are read from the runtime when Prometheus
-scrapes, the camera streams' figures (decode and pipeline FPS, time per
-frame, frames read and dropped, reconnects, violations, camera alerts) from
+live figures (decisions, fallback share, emergency preemptions active, their
+calls and max-presence timeouts, alerts, profiler stages, stream clients, the
+detector feed's messages per transport, its repeats, count corrections and
+late messages, the detector states repeated) are read from the runtime when
+Prometheus scrapes, the camera streams' figures (decode and pipeline FPS, time
+per frame, frames read and dropped, reconnects, violations, camera alerts) from
 their manager, and the process's CPU and memory by prometheus-client's own
 process collector.
 """
@@ -65,6 +66,7 @@ class _LiveCollector:
         restarts = GaugeMetricFamily("signalwise_simulator_restarts", "simulator crashes recovered in this run")
         restarts.add_metric([], float(rt.restarts))
         yield restarts
+        yield from _preempt_metrics(rt.preemptions.figures(float(st.t)))
         status = rt.status() if hasattr(rt, "status") else {}
         store = status.get("store")
         if isinstance(store, dict) and "buffered_rows" in store:  # a --db run's writer, while the run goes
@@ -104,6 +106,49 @@ class _LiveCollector:
         if isinstance(rt.feed, DetectorFeed):
             detectors = (status.get("feeds") or {}).get("detectors") or {}
             yield from _feed_metrics(rt.feed, detectors.get("repeated_state"))
+        calls = getattr(rt, "preempt", None)
+        if calls is not None:
+            yield from _preempt_input_metrics(calls.stats())
+
+
+def _preempt_input_metrics(stats: dict):
+    """The preemption input's calls (`runtime.live.preempt`): taken and refused per transport, lapsed, in force."""
+    from signalwise.runtime.live.preempt import REFUSAL_CODES
+
+    by = stats.get("by_transport") or {}
+    accepted = CounterMetricFamily("signalwise_preempt_input_calls_accepted", "preemption calls taken (on, refresh, "
+                                   "off) from the run's preemption input, per transport", labels=["transport"])
+    refused = CounterMetricFamily("signalwise_preempt_input_calls_refused", "preemption calls refused, per transport "
+                                  "and reason code", labels=["transport", "code"])
+    for transport in dict.fromkeys(["rest", *sorted(by)]):
+        mine = by.get(transport) or {}
+        accepted.add_metric([transport], float(mine.get("accepted", 0)))
+        codes = mine.get("refused_by_code") or {}
+        for code in REFUSAL_CODES:
+            refused.add_metric([transport, code], float(codes.get(code, 0)))
+    lapsed = CounterMetricFamily("signalwise_preempt_input_calls_lapsed", "preemption calls that lapsed: not sent "
+                                 "again within the lapse time")
+    lapsed.add_metric([], float(stats.get("lapsed", 0)))
+    in_force = GaugeMetricFamily("signalwise_preempt_input_calls_in_force", "preemption calls from the input in "
+                                 "force now")
+    in_force.add_metric([], float(stats.get("in_force", 0)))
+    yield from (accepted, refused, lapsed, in_force)
+
+
+def _preempt_metrics(figures: dict[str, float]):
+    """The preemptions the shields log (`runtime.live.preemption_watch`): the alert rules' figures, for Prometheus."""
+    active = GaugeMetricFamily("signalwise_preempt_active", "signals with an emergency preemption active now "
+                               "(a 102 without its 104 yet)")
+    active.add_metric([], figures["preempt_active"])
+    longest = GaugeMetricFamily("signalwise_preempt_active_seconds", "simulated seconds since the call of the "
+                                "longest active preemption (0 with none)")
+    longest.add_metric([], figures["preempt_active_s"])
+    calls = CounterMetricFamily("signalwise_preempt_calls", "preemption calls logged (102) in this run")
+    calls.add_metric([], figures["preempt_calls"])
+    timeouts = CounterMetricFamily("signalwise_preempt_timeouts", "preemptions ended at their maximum presence "
+                                   "(110, shield.preempt_max_dwell_s) in this run")
+    timeouts.add_metric([], figures["preempt_timeouts"])
+    yield from (active, longest, calls, timeouts)
 
 
 def _feed_metrics(feed, repeated_state: int | None = None):

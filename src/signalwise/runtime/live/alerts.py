@@ -46,6 +46,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..config import PREEMPT_MAX_DWELL_S
 from .changes import ChangeRefused
 from .loosening import HIGHER, live_bound
 
@@ -201,6 +202,19 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
           "change log and stderr do. Preemption and the confidence fallback cannot be switched off at run time "
           "(docs/live.md); stays until acknowledged, and each change after that raises it again",
           until_acknowledged=True),
+    # a preemption holds one green past the maximum green and the cycle bound: one of 2 minutes is past any entry
+    # (a minimum green and a change interval) plus the default 60 s dwell, so a call that does not end (a vehicle
+    # standing at a scene, an input never switched off) is named while it lasts, not only at its 110
+    _rule("preempt_long", "preempt_active_s", ">", 120, 0, "warning",
+          "a preemption has been active for more than 120 s at a signal (from its call, 102): the cross streets "
+          "wait red while it lasts; the alert names each signal and since when, and clears when the preemption "
+          "ends (104). Look for a stuck call: a vehicle standing inside the preemption distance, an external call "
+          "never switched off", clear_threshold=0),
+    _rule("preempt_timeout", "preempt_timeouts", ">", 0, 0, "warning",
+          "a preemption reached its maximum presence (shield.preempt_max_dwell_s) and was ended by the shield "
+          "(110, then 104): a call held longer than the dwell allows, which a passing vehicle does not do; the "
+          "alert names each signal and when; stays until acknowledged, and each timeout after that raises it again",
+          until_acknowledged=True),
     _rule("previous_run_died", "previous_run_died", ">", 0, 0, "warning",
           "the previous live run of this corridor ended without a word (SIGKILL, out of memory, a power cut): its "
           "run.json now says died; the evidence between its last moment and this run's start is missing",
@@ -284,6 +298,9 @@ SAFETY_LIMITS: dict[str, SafetyLimits] = {
     "stale_data": SafetyLimits(max_threshold=0, max_for_s=60),  # one stale signal is enough
     "simulator_crash_loop": SafetyLimits(max_threshold=5, max_for_s=0),
     "store_buffer_overflow": SafetyLimits(max_threshold=0, max_for_s=0),  # one row lost is enough
+    # a preemption held as long as the longest dwell the configuration allows (config.PREEMPT_MAX_DWELL_S) still
+    # raises it
+    "preempt_long": SafetyLimits(max_threshold=PREEMPT_MAX_DWELL_S, max_for_s=60),
 }
 
 #: the figures `LiveRuntime.metrics()` reports under a fixed name (`store_buffer_overflow` with a store only,
@@ -291,7 +308,8 @@ SAFETY_LIMITS: dict[str, SafetyLimits] = {
 FIXED_FIGURES: tuple[str, ...] = (
     "fallback_share", "stale_sources", "decision_latency_p99_ms", "pacing_lateness_p99_ms", "simulator_restarts",
     "shield_interventions", "controller_errors", "controller_invalid_proposals", "store_buffer_overflow",
-    "store_unavailable_s", "store_buffered_rows", "previous_run_died", "shield_changes", "process_cpu_pct", "process_rss_mb", "mqtt_disconnected")
+    "store_unavailable_s", "store_buffered_rows", "previous_run_died", "shield_changes", "process_cpu_pct", "process_rss_mb", "mqtt_disconnected",
+    "preempt_active", "preempt_active_s", "preempt_calls", "preempt_timeouts")
 #: figures reported once per key (`family.<key>`), and what the key is. A camera's figures appear when a stream is
 #: added to the server, so a rule may name a camera not there yet; a signal's are there from the start.
 KEYED_FIGURES: dict[str, str] = {

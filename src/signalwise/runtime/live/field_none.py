@@ -62,7 +62,8 @@ class FeedField:
 
     @property
     def emergency_active(self) -> bool:
-        return False  # a detector feed carries no vehicles; preemption comes from a preempt input later
+        return False  # a detector feed carries no vehicles; preemption calls come from the preemption input
+        # (`preempt.WithPreemptCalls` wraps the loop's source)
 
     def emergency_approaches(self, intersections: Mapping[str, Intersection],
                              within_m: float) -> dict[str, list[EmergencyApproach]]:

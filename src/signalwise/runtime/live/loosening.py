@@ -8,9 +8,10 @@ change at run time comes from any key with the `operate` scope, one that also ho
 alert, and a lasting one is applied again at every restart.
 
 - alert rules (`alerts.operator_rules`): a safety alert's threshold and hold, within `alerts.SAFETY_LIMITS`;
-- the shield (`shield_refusal`): emergency preemption stays on, and the confidence fallback's threshold stays at
-  least `SHIELD_LIMITS`'s (the data-age fallback and the preemption distance and dwell have their limits in the run
-  configuration itself, the same for a `--config`: `config.ShieldSettings`);
+- the shield (`shield_refusal`): emergency preemption stays on, the confidence fallback's threshold stays at
+  least `SHIELD_LIMITS`'s, and the preemption's dwell and distance at most its (the data-age fallback and the
+  preemption minimums have their limits in the run configuration itself, the same for a `--config`:
+  `config.ShieldSettings`, whose preemption maximums are these);
 - the clearances (`clearance_refusal`), under the safety profile: each phase's yellow and red clearance stays at
   least ITE's for the signal's geometry, the value a `--config` below it runs as given and is said
   (docs/configuration.md, `timing.all_red_s`).
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Literal
+
+from ..config import PREEMPT_MAX_DISTANCE_M, PREEMPT_MAX_DWELL_S
 
 #: which way a setting is looser: a lower confidence threshold, a higher alert threshold
 Looser = Literal["lower", "higher"]
@@ -53,6 +56,16 @@ SHIELD_LIMITS: dict[str, tuple[float | bool, Looser, str]] = {
                                          "fallback switched off)"),
     # MUTCD permits ending a walk for preemption; a run that starts without it keeps its walks whole
     "preempt_ends_walk": (False, HIGHER, "true cuts a pedestrian's walk short when an emergency vehicle calls"),
+    # the run configuration's own maximums (config.PREEMPT_MAX_DWELL_S and PREEMPT_MAX_DISTANCE_M say why), which
+    # a --config cannot pass either: a change at run time is refused by the configuration's check first
+    "preempt_max_dwell_s": (PREEMPT_MAX_DWELL_S, HIGHER, "longer, a stuck call holds the cross streets red past "
+                                                         "the longest maximum green the safety profile allows"),
+    "preempt_distance_m": (PREEMPT_MAX_DISTANCE_M, HIGHER, "farther, a call holds a green for a vehicle more "
+                                                           "than a minute away"),
+    # the shield's default entry minimum (the default vehicle minimum green): a run that starts with it cuts only
+    # minimums longer than 5 s when an emergency vehicle calls
+    "preempt_entry_min_green_s": (5.0, LOWER, "shorter, a green that began just before a preemption call ends "
+                                              "sooner after it began"),
 }
 
 
@@ -67,7 +80,8 @@ def shield_refusal(started, asked) -> str | None:  # noqa: ANN001 - `config.Shie
             shown = _shown(bound)
             started_looser = past_bound(getattr(started, name), limit, looser)
             said.append(f"shield.{name} {_shown(value)}: {why}; at run time it stays "
-                        + (f"{shown}" if isinstance(bound, bool) else f"at least {shown}")
+                        + (f"{shown}" if isinstance(bound, bool) else
+                           f"at {'least' if looser == LOWER else 'most'} {shown}")
                         + (" (the run started with it)" if started_looser else ""))
     if not said:
         return None

@@ -203,7 +203,8 @@ def _why(exc: BaseException | None) -> str | None:
 
 
 class MqttFeed:
-    """Subscribes to `<prefix>/+/detectors` on one broker and hands every payload to `feed.accept`.
+    """Subscribes to `<prefix>/+/detectors` on one broker and hands every payload to `feed.accept`; with
+    `preempt` (the run's `preempt.PreemptCalls`), to `<prefix>/+/preempt` too, whose calls go to it at once.
 
     `prefix` is "signalwise" in a deployment (tests use their own). MQTT 5
     with a session the broker keeps for SESSION_EXPIRY_S after a drop, and
@@ -237,11 +238,14 @@ class MqttFeed:
     def __init__(self, feed: DetectorFeed, host: str = "127.0.0.1", port: int = 1883, *, prefix: str = "signalwise",
                  qos: int = 1, keepalive_s: int = 30, reconnect_min_s: float = 1.0, reconnect_max_s: float = 60.0,
                  username: str | None = None, password: str | None = None, client_id: str | None = None,
-                 tls: ssl.SSLContext | None = None, log_every_s: float = 10.0):
+                 tls: ssl.SSLContext | None = None, log_every_s: float = 10.0, preempt=None):
         self.feed = feed
         feed.mqtt = self  # /metrics finds this client's figures through the store the live run holds
         self.host, self.port = host, port
         self.topic = f"{prefix}/+/detectors"
+        #: the run's preemption input (`preempt.PreemptCalls`): calls on `<prefix>/<signal>/preempt` go to it
+        self.preempt = preempt
+        self.preempt_topic = f"{prefix}/+/preempt"
         self.qos = qos
         self.keepalive_s = keepalive_s
         self._log_every_s = log_every_s
@@ -413,7 +417,8 @@ class MqttFeed:
             lost, self._lost = self._lost, False
         if lost:  # the operator was told the broker was away: tell them it is back
             log.warning("detector feed over MQTT: connected to %s:%s again", self.host, self.port)
-        client.subscribe(self.topic, qos=self.qos)  # again after every reconnect: a session that expired forgot it
+        topics = [(self.topic, self.qos)] + ([(self.preempt_topic, self.qos)] if self.preempt is not None else [])
+        client.subscribe(topics)  # again after every reconnect: a session that expired forgot it
 
     def _on_connect_fail(self, _client, _userdata) -> None:
         """The broker cannot be reached (down at start, or while reconnecting), or its certificate failed
@@ -498,6 +503,11 @@ class MqttFeed:
         message when this returns, and the broker sends more only then); a retained one is refused here."""
         try:
             topic, payload = message.topic, message.payload
+            if self.preempt is not None and topic.endswith("/preempt"):  # a call waits behind no detector payload
+                from .preempt import take_mqtt
+
+                take_mqtt(self.preempt, topic, payload, bool(message.retain))
+                return
             with self._stats_lock:
                 self._received += 1
             if message.retain:

@@ -49,7 +49,10 @@ from ...sim.detectors import live_zone_ids, place_detectors
 from ...sim.outputs import read_vtype_classes
 from ...sim.signal_model import (
     BELOW_ITE_NOTE,
+    MAX_GREEN_RAISED_NOTE,
+    PED_GUIDANCE_NOTE,
     below_ite_notes,
+    pedestrian_warnings,
     short_ped_clearance,
     timing_warnings,
     unknown_phase_timing,
@@ -74,6 +77,7 @@ from .detector_alternation import DetectorAlternation
 from .loosening import (
     CONFIG_INSTEAD,
     ITE_SOURCE,
+    LOWER,
     SHIELD_LIMITS,
     clearance_floors,
     clearance_refusal,
@@ -82,14 +86,16 @@ from .loosening import (
     shield_refusal,
 )
 from .pacing import Pacer
+from .preemption_watch import PreemptionWatch
 from .profiler import Profiler
 from .records import LiveRecords, network_figures, store_record
 from .snapshot import EMPTY, SignalView, Snapshot
 
 log = logging.getLogger("signalwise.live")
 
-#: interventions that note a proposal had to wait, rather than override it (not counted for alerts)
-NOTES = frozenset({"min_green", "fallback_end"})
+#: interventions that note a proposal had to wait, or record a preemption call as it comes (or waits for another),
+#: rather than override it (not counted for alerts)
+NOTES = frozenset({"min_green", "fallback_end", "preempt_call", "preempt_queued"})
 #: wall seconds between two rewrites of controller_errors.csv while only the counts of its kinds grow (a new kind is
 #: written at once): a controller failing at every decision costs a small file every few seconds, not one a tick
 FAULTS_WRITE_EVERY_S = 5.0
@@ -142,6 +148,8 @@ class LiveRuntime:
         self.opts = opts
         self.run_dir = Path(run_dir)
         self.feed = feed
+        #: preemption calls from outside (REST, MQTT: `preempt.PreemptCalls`), made when the run opens
+        self.preempt = None
         self.store = store
         self.alerts = alerts
         self.publish = publish
@@ -211,6 +219,8 @@ class LiveRuntime:
         self.status_text = "starting"
         self.stopped_by: str | None = None  # what stopped the loop early: `interrupted` (Ctrl-C) or `terminated (SIGTERM)`
         self._interventions_total = 0  # overrides of a decision (not notes such as min_green), for alerts
+        #: the preemptions the shields log (102/104/110): alert figures, /metrics, what a run ending says
+        self.preemptions = PreemptionWatch()
         #: controller_errors.csv as last written: (kinds, faults counted), and when it may be rewritten for counts
         self._faults_written: tuple[int, int] = (0, 0)
         self._faults_due = 0.0
@@ -297,6 +307,7 @@ class LiveRuntime:
             sink = ShadowSink()
         source = self.field.backend if opts.field == "none" else None  # the feed, and the cameras where they watch
         self.stepper = LoopStepper(cfg, self.field, self.end_s, source=source, sink=sink)
+        self._attach_preempt_input()
         # the nominal demand the fallback plans are made from is read now, not in the tick that first falls back:
         # a live signal falls back when its data fail, and must not wait on reading the route files then
         len(self.stepper.context.nominal_lane_flow_vph)
@@ -341,7 +352,7 @@ class LiveRuntime:
         self._store_run()
         self._write_static()
         # the timing it starts with (its --config's), said as `signalwise run` says it; a replayed change says its own
-        for line in below_ite_warnings(self.stepper.intersections):
+        for line in timing_notes_warnings(self.stepper.intersections):
             log.warning("%s", line)
         for line in clearance_rounding_warnings(self.stepper.intersections, self.cfg.timing, self.cfg.step_length_s):
             log.warning("%s", line)
@@ -465,6 +476,18 @@ class LiveRuntime:
         fld = FeedField(FeedsAndCameras(self.feed), self.cfg.step_length_s, self.scenario.begin_s,
                         read_lane_network(self.scenario.net_file))
         return Field(fld, self.scenario, inters, probe.refused)
+
+    def _attach_preempt_input(self) -> None:
+        """The preemption input: external calls join the loop's source as emergency vehicles (`preempt`), beside
+        SUMO's own with --field sumo; the source is read through the field, which a recovery gives a new backend."""
+        from .preempt import PreemptCalls, WithPreemptCalls
+
+        st = self.stepper
+        self.preempt = PreemptCalls(st.by_id, st.approach_direction, lambda tls: bool(st.shields[tls].cfg.preempt),
+                                    lambda: st.t, self.opts.speed)
+        inner = st.source
+        st.source = WithPreemptCalls((lambda: self.field.backend) if inner is self.field.backend else (lambda: inner),
+                                     self.preempt)
 
     def _feed_follows_shield(self) -> None:
         """A feed message is late (said so in its HTTP answer, counted in `late_messages`) when older than the
@@ -617,6 +640,9 @@ class LiveRuntime:
         self._open_csv("live_events", "live_events.csv", ("TimeStamp", "DeviceId", "EventId", "Parameter", "sim_time_s"))
         self._open_csv("states", "signal_states.csv", ("time_s", "device_id", "state"))
         self._open_csv("interventions", "interventions.csv", ("time_s", "device_id", "rule", "detail"))
+        from .preempt import CSV_COLUMNS as PREEMPT_CALL_COLUMNS
+
+        self._open_csv("preempt_calls", "preempt_calls.csv", PREEMPT_CALL_COLUMNS)
         self._files["changes"] = open(self.run_dir / "changes.jsonl", "a")
         self._files["records"] = open(self.run_dir / "records.jsonl", "a")
         #: every alert raised, cleared or acknowledged: what a run killed with SIGKILL left open is read from it
@@ -759,6 +785,10 @@ class LiveRuntime:
                     w.writerow((iv.time_s, iv.intersection_id, iv.rule, iv.detail))
                 self._interventions_total += sum(1 for iv in sh.interventions if iv.rule not in NOTES)
                 sh.interventions.clear()
+        if self.preempt is not None:
+            calls = self.preempt.drain_rows()
+            if calls:
+                self._writers["preempt_calls"].writerows(calls)
         if self.feed is not None and hasattr(self.feed, "drain_events"):
             fed = self.feed.drain_events()
             self._feed_to_records(fed, getattr(self.feed, "drain_counts", list)())
@@ -768,6 +798,7 @@ class LiveRuntime:
             self._feed_to_records(seen, (), approach_wide=True)
             events.extend(seen)
         if events:
+            self.preemptions.observe(events)
             self._write_events(events)
         if st.signal_states:
             self._writers["states"].writerows(st.signal_states)
@@ -978,6 +1009,8 @@ class LiveRuntime:
                                 if self.stepper is not None else {}),
                              **({"reason": self.stopped_by} if self.stopped_by else {}),
                              **({"store": self.store_summary} if self.store_summary is not None else {}),
+                             **({"preemptions_in_force": self.preemptions_in_force()}
+                                if self.stepper is not None and self.preemptions.active else {}),
                              **({"feeds": self._feeds_status()} if self.feed is not None else {}))
         if self._lock is not None:
             self._lock.release()  # the next run of the corridor may start
@@ -1324,7 +1357,7 @@ class LiveRuntime:
             if isinstance(change, ch.SignalTimingChange):  # what it asked for: that signal's timing, not the others'
                 raised = {tls: v for tls, v in raised.items() if tls == change.intersection_id}
                 notes = {change.intersection_id: notes.get(change.intersection_id, [])}
-            below = below_ite_warnings([st.by_id[tls] for tls in sorted(notes)], notes)
+            below = timing_notes_warnings([st.by_id[tls] for tls in sorted(notes)], notes)
             # a configured clearance the step shows longer (4.5 s at 1 s steps runs 5 s), as a run's start says it
             below += clearance_rounding_warnings(
                 [dataclasses.replace(st.by_id[tls], timing=timings[tls]) for tls in sorted(notes) if tls in timings],
@@ -1636,7 +1669,9 @@ class LiveRuntime:
         Returns, per signal whose phases' minimum greens and clearances need a longer cycle than the `cycle_max_s`
         asked, the bound in force and the derivation's note saying why (`CYCLE_RAISED_NOTE`); and per signal, its
         notes on a configured yellow or red clearance shorter than ITE's for its geometry (`below_ite_notes`, as
-        the signal's notes have them when a run starts with that timing); and per signal, the `Timing` it takes."""
+        the signal's notes have them when a run starts with that timing), on walk + pedestrian clearance below
+        MUTCD 4E.06's guidance and on a maximum green raised to the minimum (`SAID_TIMING_NOTES`); and per
+        signal, the `Timing` it takes."""
         st = self.stepper
         from ...sim.signal_model import CYCLE_RAISED_NOTE, retimed
         defaults = timing_defaults(self.cfg)
@@ -1647,6 +1682,7 @@ class LiveRuntime:
                   for tls, said in notes.items() for note in said if note.startswith(CYCLE_RAISED_NOTE)}
         below = {tls: below_ite_notes(tls, st.by_id[tls].phases, st.by_id[tls].approach_speed_mps,
                                       st.by_id[tls].width_m, timings[tls], defaults, own.get(tls) or {})
+                 + [n for n in notes[tls] if n.startswith((PED_GUIDANCE_NOTE, MAX_GREEN_RAISED_NOTE))]
                  for tls in st.shields}
         if new_revision:
             for tls, timing in timings.items():
@@ -1886,6 +1922,7 @@ class LiveRuntime:
             out["store_buffered_rows"] = float(stats.get("queued", 0) + stats.get("buffered_on_disk", 0))
         out["previous_run_died"] = float(bool(self.dead_runs))
         out["shield_changes"] = float(len(self._shield_changes))  # grows only: its alert waits for an acknowledgement
+        out.update(self.preemptions.figures(st.t))
         mqtt = getattr(self.feed, "mqtt", None)  # `--mqtt`: the feed's broker connection (`mqtt.MqttFeed`)
         if mqtt is not None:
             out.update(mqtt.figures())
@@ -1969,6 +2006,7 @@ class LiveRuntime:
         return {"stale_sources": stale, "fallback_share": fallback, **store, **self._fault_subjects(),
                 "previous_run_died": {d.run_dir.name: d.describe() for d in self.dead_runs},
                 "shield_changes": self._shield_change_subjects(),
+                **self.preemptions.subjects(self.stepper.t),
                 **(mqtt.figure_subjects() if mqtt is not None else {})}
 
     def _shield_change_subjects(self) -> dict[str, str]:
@@ -1979,11 +2017,17 @@ class LiveRuntime:
         again = " (applied again at start)" if c["replayed"] else ""
         return {str(c["who"]): f"{c['moved']} at t={c['at_s']:.0f} s{again}"}
 
+    def preemptions_in_force(self) -> list[str]:
+        """The preemptions on now, a line each: at the end of a run, those its log leaves without a 104 (its end
+        message and run.json's `preemptions_in_force` say them)."""
+        return self.preemptions.in_force(self.stepper.t) if self.stepper is not None else []
+
     def shield_floors(self) -> dict[str, float]:
         """The lowest value a change at run time may give each numeric shield setting `loosening.SHIELD_LIMITS`
         bounds (`confidence_threshold`): what `GET /api/v1/live/config`'s `limits` say."""
         return {name: float(live_bound(limit, getattr(self._shield_started, name), looser))
-                for name, (limit, looser, _why) in SHIELD_LIMITS.items() if not isinstance(limit, bool)}
+                for name, (limit, looser, _why) in SHIELD_LIMITS.items()
+                if not isinstance(limit, bool) and looser == LOWER}  # a maximum is the configuration's own `le`
 
     def _fault_subjects(self) -> dict[str, dict[str, str]]:
         """The signals the controller-fault figures count at, each with its most frequent kind there (its type,
@@ -2068,9 +2112,10 @@ class LiveRuntime:
         """The detector feed's inputs (a `--field none` run): the MQTT broker's connection, and the messages
         taken and refused (by code), so an operator sees a broker away in the status, not only in an alert or a
         gauge; and of those taken, the repeats, count corrections and late messages, so a gateway that resends,
-        corrects or buffers is seen without reading the logs."""
+        corrects or buffers is seen without reading the logs. `preempt`: the preemption input's calls (any run)."""
+        calls = {"preempt": self.preempt.stats()} if self.preempt is not None else {}
         if self.feed is None:
-            return {}
+            return calls
         mqtt = getattr(self.feed, "mqtt", None)
         taken = self.feed.stats()
         last = taken.get("last_rejection") or {}
@@ -2085,7 +2130,7 @@ class LiveRuntime:
             out["mqtt"] = {k: s[k] for k in ("broker", "connected", "connection_error", "received",
                                              "messages_received", "accepted", "rejected", "retained", "queued",
                                              "dropped", "handled", "discarded_at_stop")}
-        return out
+        return out | calls
 
     def _webhook_status(self) -> dict | None:
         """The alert webhook's deliveries (sent, failed, dropped, queued, last_error), null without one: a receiver
@@ -2108,14 +2153,20 @@ def unsaved_reason(controller) -> str | None:  # noqa: ANN001 - any controller
     return None
 
 
-def below_ite_warnings(intersections, notes: Mapping[str, list[str]] | None = None) -> list[str]:
-    """The warnings `signalwise run` gives (`timing_warnings`) on the signals whose configured yellow or red
-    clearance is below ITE's: from each signal's own notes (the timing it started with), or from `notes` (a
-    timing change's, by signal) where given. Nothing else of `timing_warnings`: only these lines."""
+#: the notes of a signal's timing a live run says as `signalwise run` warns of them, at start and in a timing
+#: change's answer: a clearance below ITE's, walk + pedestrian clearance below MUTCD 4E.06's guidance, a maximum
+#: green raised to the minimum (the value asked for is not what runs)
+SAID_TIMING_NOTES = (BELOW_ITE_NOTE, PED_GUIDANCE_NOTE, MAX_GREEN_RAISED_NOTE)
+
+
+def timing_notes_warnings(intersections, notes: Mapping[str, list[str]] | None = None) -> list[str]:
+    """The warnings `signalwise run` gives (`timing_warnings`, `pedestrian_warnings`) on the notes of
+    `SAID_TIMING_NOTES`: from each signal's own notes (the timing it started with), or from `notes` (a timing
+    change's, by signal) where given. Nothing else of those warnings: only these lines."""
     notes = notes or {}
-    return timing_warnings([dataclasses.replace(i, notes=tuple(n for n in notes.get(i.id, i.notes)
-                                                                if n.startswith(BELOW_ITE_NOTE)))
-                            for i in intersections])
+    kept = [dataclasses.replace(i, notes=tuple(n for n in notes.get(i.id, i.notes) if n.startswith(SAID_TIMING_NOTES)))
+            for i in intersections]
+    return timing_warnings(kept) + pedestrian_warnings(kept)
 
 
 def raised_cycle_reason(raised: dict[str, tuple[float, str]]) -> str:
