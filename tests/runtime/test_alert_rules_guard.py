@@ -72,6 +72,8 @@ def test_an_empty_rule_set_keeps_the_built_in_alerts_and_the_raised_stale_data_a
         # tightened (raised at once) through the API: allowed, and the fields left out stay the built-in's
         rt.submit(ch.AlertRulesChange(rules=[{"name": "stale_data", "for_s": 0}]), who="ops")
         assert until(lambda: _active(rt, "stale_data") is not None, 20)
+        # the loop publishes an alert just after the engine raised it: the row read below is waited for too
+        assert until(lambda: any(r["rule"] == "stale_data" for r, _t in published), 20)
         stale = _active(rt, "stale_data")
         # named: which signals, and why (no feed has sent anything for them)
         assert stale.subjects == ("J1", "J2", "J3", "J4", "J5")

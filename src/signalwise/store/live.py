@@ -594,14 +594,14 @@ class LiveStoreWriter:
             cut = waited >= self._flight_limit_s and not self._cut
             self._cut = self._cut or cut
             since = self._flight_since
-        with self._lock:
-            first = self._db_ok
-            if first:
-                self._db_ok = False
-                if self._failing_since is None:
-                    self._failing_since = since
-                self._failed("database", f"the database has not answered a write for {self.write_late_s:g} s "
-                                         f"or more ({self.shown_url})")
+            with self._lock:  # still under the flight lock: the write cannot succeed meanwhile (`_write_chunk`)
+                first = self._db_ok
+                if first:
+                    self._db_ok = False
+                    if self._failing_since is None:
+                        self._failing_since = since
+                    self._failed("database", f"the database has not answered a write for {self.write_late_s:g} s "
+                                             f"or more ({self.shown_url})")
         if first:
             log.warning("store write late (the database has not answered for %.1f s): buffering in %s", waited,
                         self.buffer_dir)
@@ -697,7 +697,10 @@ class LiveStoreWriter:
                 end += 1
             group = items[chunk.done:end]
             written, rejected = self._write_group(group)
-            with self._lock:
+            # under the flight lock: the spooler's watch (`_watch_flight`) cannot find this write late once it is
+            # done (its lateness marked after the success would stay until the next write)
+            with self._flight_lock, self._lock:
+                self._flight_since = time.monotonic()  # what follows in the chunk is another write
                 self._written += written
                 self._rejected += rejected
                 if chunk.segment is None:
