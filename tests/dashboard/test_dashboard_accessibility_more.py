@@ -53,7 +53,9 @@ def test_the_atspm_images_alt_text_carries_the_figures_they_print(live, page):
     page.locator("#signal-pick").select_option(signal)
     alt = "document.getElementById('atspm-pcd').alt"
     for _ in range(40):  # a young run has no complete cycle yet: ask again, as the refresh button does
-        wait_for(page, "!document.getElementById('atspm-pcd-msg').textContent.includes('computing')", 10)
+        # both charts answered (they are asked one after the other): the split monitor's alt is read below
+        wait_for(page, "!['atspm-pcd-msg', 'atspm-split-msg'].some(id => "
+                       "document.getElementById(id).textContent.includes('computing'))", 10)
         if "arrivals" in page.evaluate(alt):
             break
         page.wait_for_timeout(500)

@@ -1122,19 +1122,42 @@ const SAFETY_KINDS = new Set(['timing', 'signal_timing', 'shield']);
 const safety = { config: null }; // the latest GET /api/v1/live/config
 exposed.safety = safety;
 
+/** A field's row: its label, the value in force, its input. */
+function safetyRow(part, f) {
+  const input = f.bool
+    ? el('input', { type: 'checkbox', id: `${part}-${f.key}`, 'data-key': f.key })
+    : el('input', { type: 'number', id: `${part}-${f.key}`, 'data-key': f.key, step: 'any',
+                    required: !f.derived, placeholder: f.derived ? 'derived' : undefined,
+                    title: f.derived ? `empty: ${f.derived}` : undefined,
+                    oninput: e => checkAbove(e.target) });
+  return el('tr', { id: `${part}-row-${f.key}` },
+    el('th', {}, el('label', { for: `${part}-${f.key}` }, f.label, f.unit ? ` (${f.unit})` : '')),
+    el('td', { class: 'now', id: `${part}-now-${f.key}` }, '–'), el('td', {}, input));
+}
+
+const UNIT_SUFFIXES = [['_mps', 'm/s'], ['_s', 's'], ['_m', 'm'], ['_pct', '%']];
+const KEY_WORDS = { min: 'minimum', max: 'maximum', ped: 'pedestrian', preempt: 'preemption' };
+/** A field for a setting the server bounds (`limits`) that the lists above do not name: a setting the server
+ * gained is shown and editable without a change here; its label is its key in words, its unit its suffix's. */
+function fieldFromKey(key) {
+  const [suffix, unit] = UNIT_SUFFIXES.find(([end]) => key.endsWith(end)) || ['', ''];
+  const words = key.slice(0, key.length - suffix.length).split('_').map(w => KEY_WORDS[w] || w).join(' ');
+  return { key, label: words, unit };
+}
+
+/** Every setting of `part` the server gives bounds for gets a field (added once, after the named ones). */
+function addBoundedFields(part, fields, bounded) {
+  for (const key of Object.keys(bounded || {})) {
+    if (fields.some(f => f.key === key)) continue;
+    const f = fieldFromKey(key);
+    fields.push(f);
+    $(`${part}-fields`).append(safetyRow(part, f));
+  }
+}
+
 function setupSafety() {
   for (const [part, fields] of [['timing', TIMING_FIELDS], ['shield', SHIELD_FIELDS]]) {
-    $(`${part}-fields`).replaceChildren(...fields.map(f => {
-      const input = f.bool
-        ? el('input', { type: 'checkbox', id: `${part}-${f.key}`, 'data-key': f.key })
-        : el('input', { type: 'number', id: `${part}-${f.key}`, 'data-key': f.key, step: 'any',
-                        required: !f.derived, placeholder: f.derived ? 'derived' : undefined,
-                        title: f.derived ? `empty: ${f.derived}` : undefined,
-                        oninput: e => checkAbove(e.target) });
-      return el('tr', { id: `${part}-row-${f.key}` },
-        el('th', {}, el('label', { for: `${part}-${f.key}` }, f.label, f.unit ? ` (${f.unit})` : '')),
-        el('td', { class: 'now', id: `${part}-now-${f.key}` }, '–'), el('td', {}, input));
-    }));
+    $(`${part}-fields`).replaceChildren(...fields.map(f => safetyRow(part, f)));
     $(`${part}-form`).addEventListener('submit', e => { e.preventDefault(); sendSafety(part); });
     // the answer to the last change goes when a new edit starts, or the browser refuses one (a value out of
     // bounds): an old "applied" under a refused edit would read as its answer
@@ -1171,6 +1194,7 @@ async function loadSafety(force = null) { // force: 'timing' | 'shield', whose f
  * cannot say, so the field says it itself). */
 function applyLimits(limits) {
   for (const [part, fields] of [['timing', TIMING_FIELDS], ['shield', SHIELD_FIELDS]]) {
+    addBoundedFields(part, fields, limits[part]);
     for (const f of fields) {
       if (f.bool) continue;
       const input = $(`${part}-${f.key}`), b = limits[part]?.[f.key] || {};
@@ -1640,7 +1664,9 @@ function renderDetail() {
   setText('d-phase-elapsed', view && view.phase_elapsed_s !== null ? `${view.phase_elapsed_s.toFixed(1)} s` : '–');
   setText('d-interval', view ? `${view.interval}${state.ended ? ' (when the run ended)' : state.stale ? ' (last known)' : ''}` : '–');
   setText('d-elapsed', view ? `${view.elapsed_s.toFixed(1)} s` : '–');
-  setText('d-next', view?.next_phase_number ? movementOf(id, view.next_phase_number) : '–');
+  // the next phase is known once this green ends (the snapshot names it during the clearance), whatever controller
+  setText('d-next', view?.next_phase_number ? movementOf(id, view.next_phase_number)
+    : view?.interval === 'green' ? 'chosen when this green ends' : '–');
   setText('d-controller', view ? view.controller : '–');
   setText('d-confidence', confidenceText(view));
   setText('d-fallback', view ? (view.fallback ? 'yes: Webster plan serving' : 'no') + (view.preempted ? ' · PREEMPTION' : '') : '–');
@@ -1784,14 +1810,17 @@ async function hasCompleteCycle(id) {
   return false;
 }
 
+let atspmAsked = 0; // the latest loadAtspm: an earlier one's answers (another signal's, an older hour) are dropped
 async function loadAtspm() {
   const id = state.selected;
   if (!id || state.mode !== 'live') return;
+  const asked = ++atspmAsked;
+  const stale = () => asked !== atspmAsked || id !== state.selected;
   const charts = [['pcd', 'atspm-pcd', 'atspm-pcd-msg', 'Purdue Coordination Diagram'],
                   ['split_monitor', 'atspm-split', 'atspm-split-msg', 'Split monitor']];
   for (const [, , capId, title] of charts) setText(capId, `${title}: computing…`);
   if (await hasCompleteCycle(id) === false) {
-    if (id !== state.selected) return;
+    if (stale()) return;
     for (const [, imgId, capId, title] of charts) {
       const img = $(imgId);
       if (img.src) URL.revokeObjectURL(img.src);
@@ -1804,9 +1833,12 @@ async function loadAtspm() {
   }
   for (const [chart, imgId, capId, title] of charts) {
     const img = $(imgId);
+    if (stale()) return;
     try {
       const resp = await api.get(`/api/v1/live/atspm/${chart}?intersection_id=${encodeURIComponent(id)}&minutes=60`, { raw: true });
-      const url = URL.createObjectURL(await resp.blob());
+      const blob = await resp.blob();
+      if (stale()) return; // a later request (another signal, a refresh) shows its own answer
+      const url = URL.createObjectURL(blob);
       if (img.src) URL.revokeObjectURL(img.src);
       img.src = url;
       // the text alternative gives the figures the image prints (the route's X-Chart-Figures: its panels' titles)
@@ -1816,6 +1848,7 @@ async function loadAtspm() {
       setText(capId, `${title}, ${id}, last simulated hour; x: simulated time of day, hh:mm (click to enlarge)`);
       $(capId).title = '';
     } catch (err) {
+      if (stale()) return;
       img.removeAttribute('src');
       img.alt = title;
       setText(capId, `${title}: ${err.message}`); // the server's reason (no cycle yet), or that it did not answer
