@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -327,14 +328,48 @@ def db_drain(run_dir: Annotated[Path, typer.Argument(help="the live run's direct
     """Store the rows a live run left waiting in its store-buffer (the database was away, or the run was killed)."""
     from .live import drain, drained_line
 
-    try:
-        summary = drain(run_dir, db, timeout, force=force)
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+    with _writer_lines() as said:
+        try:
+            summary = drain(run_dir, db, timeout, force=force)
+        except (FileNotFoundError, ValueError) as exc:
+            _fail(str(exc))
     line, stored = drained_line(summary)
-    if not stored:
+    if not stored:  # what the writer met along the way is the diagnosis
+        for message in said:
+            typer.echo(message, err=True)
         _fail(line.removeprefix("error: "), code=FAILED)
     typer.echo(line)
+    if any(m.startswith("store write late") for m in said):
+        typer.echo("note: the database did not answer the drain's writes for 1 s or more (busy, locked by another "
+                   "writer, or slow to connect); the rows waited in the buffer meanwhile; none was lost", err=True)
+    failed = [m.partition("): ")[2] for m in said if m.startswith("store write failed")]
+    if failed:
+        typer.echo(f"note: the database refused the drain's writes before it took them ({failed[0]}); the rows "
+                   "waited in the buffer meanwhile; none was lost", err=True)
+
+
+@contextlib.contextmanager
+def _writer_lines():
+    """The lines the store writer logs (`signalwise.store.live`), kept instead of printed. They are a running
+    run's: "resuming N buffered rows" and "database back: writing N buffered rows", counted after the first
+    write, would print counts beside the drain's own; the drain says one count and why the database was late."""
+    import logging
+
+    said: list[str] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    writer_log = logging.getLogger("signalwise.store.live")
+    keep, propagate = _Keep(logging.INFO), writer_log.propagate
+    writer_log.addHandler(keep)
+    writer_log.propagate = False
+    try:
+        yield said
+    finally:
+        writer_log.removeHandler(keep)
+        writer_log.propagate = propagate
 
 
 def register(app: typer.Typer) -> None:

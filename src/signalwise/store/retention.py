@@ -4,8 +4,11 @@ A run goes whole (its records, roll-ups, metrics, hi-res events and detector
 configuration with it: the foreign keys and triggers cascade) once it is older than `records`
 days. A run's time is its newest record, or its start when later: a
 simulated run's records carry the simulated clock (`core.eventlog.DEFAULT_START`,
-a fixed day), not the day it ran. A run that stays and whose records are on
-the wall clock (no start, or a newest record not before it: a feed, a live
+a fixed day), not the day it ran. A live run goes by its status in its
+directory's run.json: running, it is a feed and never goes whole; ended
+(stopped, complete, died), its time is its end (at `--speed` above 1 its
+records run ahead of the wall clock). A run that stays and whose records are on
+the wall clock (a running live run; no start, or a newest record not before it: a feed, a live
 run) loses its records older than `records` days one by one, and the
 roll-ups of what it lost are rebuilt from the rows left
 (`rollups.recompute`, as a re-send does), so a `simulation_id` fed day after
@@ -22,7 +25,8 @@ settings can override them
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
@@ -61,14 +65,15 @@ def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None
                    func.count().filter(rec_t.c.timestamp < cut["records"]).label("old"))
             .group_by(rec_t.c.run_id).subquery())
     every_run = (select(runs_t.c.id, runs_t.c.simulation_id, span.c.newest, span.c.records, span.c.old,
-                        runs_t.c.started_at, runs_t.c.created_at)
+                        runs_t.c.started_at, runs_t.c.created_at, runs_t.c.config)
                  .outerjoin(span, span.c.run_id == runs_t.c.id).order_by(runs_t.c.simulation_id))
     out = {}
     with engine.begin() as conn:
         every = conn.execute(every_run).all()
-        runs = [r for r in every if _run_time(r) < cut["records"]]
+        live = {r.id: _live_state(r, now) for r in every}
+        runs = [r for r in every if not live[r.id].running and (live[r.id].ended or _run_time(r)) < cut["records"]]
         gone = {r.id for r in runs}
-        fed = [r for r in every if r.id not in gone and _on_the_wall_clock(r)]
+        fed = [r for r in every if r.id not in gone and (live[r.id].running or _on_the_wall_clock(r))]
         trimmed = [r for r in fed if r.old]
         if removed is not None:
             removed.extend([{"simulation_id": r.simulation_id, "records": int(r.records or 0), "whole": True}
@@ -107,6 +112,42 @@ def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None
 
         notify_written()
     return out
+
+
+class _LiveState(NamedTuple):
+    running: bool = False  #: a live run still running: a feed, never removed whole
+    ended: dt.datetime | None = None  #: when a live run that ended did (stopped, complete, died)
+
+
+def _live_state(run, now: dt.datetime) -> _LiveState:  # noqa: ANN001 - a row of `purge`'s runs
+    """A live run's state from its run directory's `run.json` (the `run_dir` its stored configuration names):
+    running, or when it ended. Its records cannot tell: at `--speed S` a record is stamped at the run's wall
+    start + S times the wall seconds since, hours ahead of the wall clock at S > 1. Any other run, and a live run
+    whose directory cannot be read here, is judged by its times (`_LiveState()`)."""
+    from ..outdirs import run_status
+    from .live import still_running
+
+    config = run.config if isinstance(run.config, dict) else {}
+    if not config.get("live") or not isinstance(config.get("run_dir"), str):
+        return _LiveState()
+    run_dir = Path(config["run_dir"])
+    shown = run_status(run_dir)  # a run whose process has certainly ended shows `died`
+    if not shown:
+        return _LiveState()
+    if still_running(shown, run_dir) is not None:
+        return _LiveState(running=True)
+    ends = [_aware(shown.get(k)) for k in ("finished", "died_at", "found_dead_at")]
+    # a run found dead names no end: it ended by its newest record, or now when that is ahead of the wall clock
+    return _LiveState(ended=next((t for t in ends if t is not None), min(_run_time(run), now)))
+
+
+def _aware(text: object) -> dt.datetime | None:
+    """An ISO time with its offset from a run.json, None when absent or unreadable."""
+    try:
+        t = dt.datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return t if t is not None and t.tzinfo is not None else None
 
 
 def _on_the_wall_clock(run) -> bool:  # noqa: ANN001 - a row of `purge`'s runs

@@ -308,7 +308,9 @@ class CameraObservationSource:
     def emergency_approaches(self, intersections: Mapping[str, Intersection],
                              within_m: float) -> dict[str, list[EmergencyApproach]]:
         if self._emergency is None:
-            return {}  # a camera zone does not know an emergency vehicle; preemption needs its own input
+            # a camera zone does not know an emergency vehicle: a live run's preemption calls come from its
+            # own input (runtime/live/preempt.py, REST or MQTT; docs/live-feeds.md#preemption-calls)
+            return {}
         return self._emergency.emergency_approaches(intersections, within_m)
 
     def drain_events(self) -> list[SignalEvent]:

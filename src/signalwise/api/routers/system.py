@@ -88,7 +88,7 @@ def _health(request: Request, with_loop: bool) -> JSONResponse:
         answer["checks"]["database"] = {"state": "unreachable", "error": reason}
         problems.append(f"database unreachable: {reason} (details in the server's log)")
     else:
-        _last_logged_database_error[0] = ""  # answered: the next failure is logged again
+        _last_logged["database"] = ""  # answered: the next failure is logged again
         mismatch = revision_mismatch(found)
         if mismatch is not None and found is not None and found > _release_revision():
             # a newer release migrated the store (the first new replica of a rolling deploy): this server, whose
@@ -148,24 +148,33 @@ FAILURE_KINDS = (
     (("connection reset", "server closed the connection", "connection closed"), "connection lost"),
 )
 
-_last_logged_database_error: list[str] = [""]
+#: per dependency, the failure `_logged_failure` logged last ("" once it answered)
+_last_logged: dict[str, str] = {}
 
 
 def failure_kind(text: str) -> str:
     """The kind of a connection failure, without the host, port or user its text names ("connection refused",
-    "timeout", "authentication failed", ...); "connection failed" when the words are not known."""
+    "timeout", "authentication failed", ...); "connection failed" when the words are not known. A kind is
+    its own kind."""
     lowered = text.lower()
+    if lowered in {kind for _words, kind in FAILURE_KINDS}:
+        return lowered
     return next((kind for words, kind in FAILURE_KINDS if any(w in lowered for w in words)), "connection failed")
 
 
-def _logged_database_error(exc: Exception) -> str:
-    """The kind of the database's failure, for the open answer; its full first line goes to the server's log,
+def _logged_failure(what: str, where: str, text: str) -> str:
+    """The kind of a dependency's failure, for the open answer; its full first line goes to the server's log,
     once each time it changes (probes every few seconds would otherwise repeat it)."""
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if first != _last_logged_database_error[0]:
-        _last_logged_database_error[0] = first
-        log.warning("health: the database does not answer: %s", first)
-    return failure_kind(str(exc))
+    first = (text.strip().splitlines() or ["no reason given"])[0]
+    if first != _last_logged.get(what, ""):
+        _last_logged[what] = first
+        log.warning("health: the %s%s does not answer: %s", what, f" ({where})" if where else "", first)
+    return failure_kind(text)
+
+
+def _logged_database_error(exc: Exception) -> str:
+    """The kind of the database's failure, for the open answer; its full first line goes to the server's log."""
+    return _logged_failure("database", "", str(exc).strip() or type(exc).__name__)
 
 
 @functools.cache
@@ -201,20 +210,24 @@ def newer_store(found: str) -> str:
 
 
 def _rate_limits(limits) -> dict:
-    """Where calls are counted: Redis, memory (no Redis set), or memory while Redis does not answer."""
+    """Where calls are counted: Redis, memory (no Redis set), or memory while Redis does not answer. The open
+    route names the store's kind and the kind of its failure, never Redis's host, port or the client's text:
+    those go to the server's log (`_logged_failure`)."""
     if limits is None or not limits.redis_url:
         return {"state": "memory", "store": "memory"}
     if limits.recheck():  # still in fallback once Redis was asked again (at most every few seconds)
-        return {"state": "memory-fallback", "store": limits.where, "since": _iso(limits.down_since),
-                "error": limits.down_reason,
-                "message": f"rate-limit store unreachable ({limits.where}: {limits.down_reason}): limits are "
-                           "counted in each process's memory until it answers"}
+        reason = _logged_failure("rate-limit store", limits.where, limits.down_reason or "")
+        return {"state": "memory-fallback", "store": "redis", "since": _iso(limits.down_since), "error": reason,
+                "message": f"rate-limit store unreachable (Redis: {reason}; details in the server's log): limits "
+                           "are counted in each process's memory until it answers"}
     problem = limits.store_problem()
     if problem is not None:  # no call has met it yet: the next limited one will count in memory
-        return {"state": "unreachable", "store": limits.where, "error": problem,
-                "message": f"rate-limit store unreachable ({limits.where}: {problem}): limits are counted in "
-                           "each process's memory until it answers"}
-    return {"state": "redis", "store": limits.where}
+        reason = _logged_failure("rate-limit store", limits.where, problem)
+        return {"state": "unreachable", "store": "redis", "error": reason,
+                "message": f"rate-limit store unreachable (Redis: {reason}; details in the server's log): limits "
+                           "are counted in each process's memory until it answers"}
+    _last_logged["rate-limit store"] = ""  # answered: the next failure is logged again
+    return {"state": "redis", "store": "redis"}
 
 
 def _iso(epoch_s: float | None) -> str | None:
