@@ -1,6 +1,6 @@
 """`signalwise db drain` against a database that is slow to take the first write (here: another connection holds
 its write lock for 2 s). The writer underneath is a live run's writer, whose lines for a running run ("store
-write late", "database back: writing N buffered rows", counted after its first write) read as a second,
+write late", "database back: wrote N rows, M buffered rows still to write") read as a second,
 different count. The drain says one count, the rows stored, and a note on why the database was late."""
 
 from __future__ import annotations

@@ -351,8 +351,8 @@ def db_drain(run_dir: Annotated[Path, typer.Argument(help="the live run's direct
 @contextlib.contextmanager
 def _writer_lines():
     """The lines the store writer logs (`signalwise.store.live`), kept instead of printed. They are a running
-    run's: "resuming N buffered rows" and "database back: writing N buffered rows", counted after the first
-    write, would print counts beside the drain's own; the drain says one count and why the database was late."""
+    run's ("resuming N buffered rows", "database back: wrote N rows, M buffered rows still to write") and would
+    print counts beside the drain's own; the drain says one count and why the database was late."""
     import logging
 
     said: list[str] = []

@@ -709,7 +709,8 @@ class LiveStoreWriter:
                     self._disk_rows -= rows
                     chunk.segment.rows -= rows
                 if not self._db_ok:
-                    log.warning("database back: writing %d buffered rows",
+                    # the rows of this first write are already taken off the buffer's counts: say both
+                    log.warning("database back: wrote %d rows, %d buffered rows still to write", rows,
                                 self._mem_rows + self._hand_rows + self._disk_rows)
                 self._db_ok = True
                 self._failing_since = None
