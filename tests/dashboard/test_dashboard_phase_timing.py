@@ -69,6 +69,9 @@ def test_a_signals_phases_are_shown_edited_and_refused_phase_by_phase(live, brow
     assert r.status_code == 200 and r.json()["result"] == "applied", r.text
     passages = _until(lambda: _config(live)["passage_s"].get("J1"))  # each signal takes it at its next green
     assert passages == [5.0, 2.0, 3.0, 3.0], passages
+    # J1 runs its phase 2's 40 s once it takes the change, at its next green; until then the page rightly adds
+    # "runs 60 s" beside the 40 s configured
+    _until(lambda: _config(live)["derived"]["J1"]["max_green_s"][1] == 40)
     signal_max = _config(live)["timing"]["max_green_s"]
     network = {i["id"]: i for i in httpx.get(live.url + "/api/v1/network").json()["intersections"]}
 
