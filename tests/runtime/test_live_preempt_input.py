@@ -94,8 +94,12 @@ def test_a_rest_call_preempts_a_field_run_ends_with_off_and_lapses_without_a_rep
     _i, ops = create_key(engine, "ops", ["read", "operate"])
     port = free_port()
     out = tmp_path / "runs"
+    # a call lapses CALL_LAPSE_S of wall time after its last `on`: 100 simulated seconds at --speed 5, which the
+    # default maximum dwell (60 s) would cut short; the lapse is what this run shows
+    config = tmp_path / "live.yaml"
+    config.write_text(yaml.safe_dump({"shield": {"preempt_max_dwell_s": 180}}))
     args = ["live", "--scenario", "single", "--field", "none", "--speed", "5", "--duration", "3600", "--out",
-            str(out), "--port", str(port)]
+            str(out), "--port", str(port), "--config", str(config)]
     log = open(tmp_path / "stderr.txt", "w")  # noqa: SIM115 - the command writes to it until it ends
     with log, signalwise_serving(args, "/api/v1/live/status", port, env={"SIGNALWISE_DATABASE_URL": db},
                                  stderr=log) as proc, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
@@ -153,7 +157,7 @@ def test_a_rest_call_preempts_a_field_run_ends_with_off_and_lapses_without_a_rep
             assert ended.status_code == 200 and ended.json()["call"]["call_id"] == "engine-7", ended.text
             assert until(lambda: not signal_c()["preempted"], 30), signal_c()
 
-            # a call nobody repeats lapses after CALL_LAPSE_S of the run's clock
+            # a call nobody repeats lapses after CALL_LAPSE_S of wall-clock time (at --speed 5, 5 x that simulated)
             lone = post({"intersection_id": "C", "approach": "north", "state": "on", "call_id": "engine-9"})
             assert lone.status_code == 200, lone.text
             other = lone.json()["call"]["phase"]
@@ -179,7 +183,7 @@ def test_a_rest_call_preempts_a_field_run_ends_with_off_and_lapses_without_a_rep
     assert calls == [("engine-7", "on", "rest", "dispatch"), ("engine-7", "off", "rest", "dispatch"),
                      ("engine-9", "on", "rest", "dispatch"), ("engine-9", "lapsed", "rest", "dispatch")], rows
     on7, off7, on9, lapsed9 = (float(r["time_s"]) for r in rows if r["state"] != "refused")
-    assert CALL_LAPSE_S < lapsed9 - on9 <= CALL_LAPSE_S + 1.0
+    assert CALL_LAPSE_S * 5 * 0.8 < lapsed9 - on9 <= CALL_LAPSE_S * 5 + 5.0, (on9, lapsed9)
     events = _events(run_dir)
     green_s, end_s = _served(events, "C", on7, phase)
     assert green_s < off7 and abs(end_s - off7) <= 1.0, (green_s, end_s, off7)
@@ -216,7 +220,7 @@ def test_an_mqtt_call_preempts_and_a_retained_one_is_refused(tmp_path):
     # a call left on the broker (retained) before the run subscribed: delivered to it as the broker's stored copy
     old = {"intersection_id": "J2", "state": "on", "call_id": "medic-1", "approach": "west", "sim_time_s": 0}
     pub.publish(topic, json.dumps(old), qos=1, retain=True).wait_for_publish(5)
-    proc, base = start_feed_live(tmp_path, BROKER[1], "--config", str(config), "--speed", "5")
+    proc, base = start_feed_live(tmp_path, BROKER[1], "--config", str(config), "--speed", "5", "--mqtt-preempt")
     try:
         assert until(lambda: (s := _status(base)) is not None and s["feeds"]["mqtt"]["connected"], 90), \
             proc.stderr.read() if proc.poll() is not None else "no status"

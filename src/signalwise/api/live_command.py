@@ -167,6 +167,7 @@ def live_command(
     mqtt_tls: Annotated[bool, typer.Option("--mqtt-tls", help="connect to the --mqtt broker over TLS, its certificate verified against the system's CA store (or --mqtt-ca-file)")] = False,
     mqtt_ca_file: Annotated[Path | None, typer.Option("--mqtt-ca-file", show_default=False, help="verify the --mqtt broker's certificate against this CA file (PEM) instead of the system's; means --mqtt-tls [env: SIGNALWISE_MQTT_CA_FILE]")] = None,
     mqtt_cert_file: Annotated[Path | None, typer.Option("--mqtt-cert-file", show_default=False, help="client certificate (PEM) for a --mqtt broker that asks for one; means --mqtt-tls [env: SIGNALWISE_MQTT_CERT_FILE]")] = None,
+    mqtt_preempt: Annotated[bool, typer.Option("--mqtt-preempt", help="also take preemption calls on the --mqtt broker's <prefix>/<signal>/preempt topics (off by default: whoever may publish there can preempt; restrict publishing to them to your dispatch system's broker user, docs/live-feeds.md)")] = False,
     mqtt_key_file: Annotated[Path | None, typer.Option("--mqtt-key-file", show_default=False, help="its private key (PEM), if not in the certificate's file; an encrypted key's password from SIGNALWISE_MQTT_KEY_PASSWORD [env: SIGNALWISE_MQTT_KEY_FILE]")] = None,
     camera: Annotated[list[str] | None, typer.Option("--camera", show_default=False, help="VIDEO=CAMERA.yaml: stream a camera (a file, rtsp:// or http(s):// URL) into the run, its camera file as for `vision run`; repeatable. With --field none its zones are detectors of its device_id; with --field sumo it records crossings and speeding. A stream URL is opened once the run runs (a camera away then is reconnected to)")] = None,
     accept_suspect_calibration: Annotated[bool, typer.Option("--accept-suspect-calibration", help="run a --camera whose calibration `vision run`'s checks say is wrong (surveyed points off by over 0.5 m RMS, a zone under 2.75 px per road metre); refused otherwise. Its violations are stored marked (judged_with.calibration_suspect: the checks' reasons)")] = False,
@@ -182,7 +183,7 @@ def live_command(
               repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals, camera or [],
               mqtt_tls=(mqtt_tls, {"ca_file": mqtt_ca_file, "cert_file": mqtt_cert_file,
                                    "key_file": mqtt_key_file}),
-              accept_suspect_calibration=accept_suspect_calibration)
+              accept_suspect_calibration=accept_suspect_calibration, mqtt_preempt=mqtt_preempt)
 
 
 def _camera_streams(values: list[str], accept_suspect: bool = False) -> list:
@@ -278,7 +279,7 @@ def _starting_config(cfg, given: str | None, load):
 def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
           repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals: StopOnce,
           cameras: list[str], mqtt_tls: tuple[bool, dict] = (False, {}),
-          accept_suspect_calibration: bool = False) -> None:
+          accept_suspect_calibration: bool = False, mqtt_preempt: bool = False) -> None:
     from rich.console import Console
 
     from ..control.base import ControllerUnavailable
@@ -296,6 +297,8 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     refusal = insecure_no_auth_refusal(host) if insecure_no_auth else None
     if refusal is not None:  # its help says "never on a network": a street system's changes open to the LAN
         _fail(refusal)
+    if mqtt_preempt and mqtt is None:
+        _fail("--mqtt-preempt takes preemption calls from an MQTT broker: give --mqtt HOST:PORT too")
     mqtt_at = _host_port(mqtt) if mqtt is not None else None
     mqtt_user, mqtt_password = _mqtt_credentials() if mqtt is not None else (None, None)
     mqtt_tls_context = _mqtt_tls(mqtt, mqtt_tls[0], {k: mqtt_tls[1].get(k) for k in MQTT_TLS_OPTIONS})
@@ -418,7 +421,8 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
                                        password=mqtt_password, tls=mqtt_tls_context,
                                        prefix=runtime.cfg.mqtt_topic_prefix,
                                        client_id=mqtt_client_id(run_dir.parent, runtime.cfg.scenario_label),
-                                       preempt=runtime.preempt)  # and preemption calls on <prefix>/<signal>/preempt
+                                       # and, opted in, preemption calls on <prefix>/<signal>/preempt
+                                       preempt=runtime.preempt if mqtt_preempt else None)
                 feed_client.start()
             if insecure_no_auth:
                 console.print("[bold red]warning:[/bold red] --insecure-no-auth: every route is open, changes included")

@@ -5,7 +5,8 @@ and needs the `preempt` scope (a key that places calls and does nothing else;
 `operate` and `admin` hold it too). `GET /api/v1/live/preempt` lists the calls in
 force and the input's counts (`read`). A call for a signal the run does not have
 is 404, for an approach or phase it does not have 422, for a signal whose
-preemption is off 409 (as is a call past the MAX_ACTIVE_CALLS in force), each
+preemption is off 409 (as is a call past the bounds on calls in force, and an
+`on` or `off` for a call another sender placed: a call is its key's), each
 with its reason; a malformed body is 422 with its field path. Every refusal is
 counted (`/status` feeds.preempt, `/metrics`) and recorded in the run's
 preempt_calls.csv, as every call taken is.
@@ -22,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from signalwise.runtime.live.preempt import CALL_LAPSE_S, CallRefused, PreemptRequest
 
-from ..auth import who
+from ..auth import who, writer_key_id
 from ..errors import refusal
 
 router = APIRouter(prefix="/api/v1/live/preempt", tags=["live"])
@@ -40,7 +41,8 @@ class CallView(BaseModel):
     distance_m: float
     placed_s: float = Field(description="when the call was placed, run clock (simulated seconds)")
     refreshed_s: float = Field(description="its latest `on`, run clock")
-    lapses_at_s: float = Field(description=f"when it lapses unless sent again (refreshed_s + {CALL_LAPSE_S:g} s)")
+    lapses_in_s: float = Field(description=f"wall-clock seconds until it lapses unless sent again ({CALL_LAPSE_S:g} s "
+                                           "after its latest `on`)")
     via: str = Field(description="rest | mqtt")
     by: str = Field(description="the key's name (REST), or `mqtt`")
 
@@ -55,7 +57,7 @@ class CallAnswer(BaseModel):
 
 class CallsInForce(BaseModel):
     calls: list[CallView]
-    lapse_after_s: float = Field(description="a call not sent again within this many seconds of the run's clock "
+    lapse_after_s: float = Field(description="a call not sent again within this many seconds of wall-clock time "
                                              "lapses")
     counts: dict = Field(description="accepted, refused, placed, ended, lapsed, in_force, last_refused_reason, "
                                      "by_transport (accepted and refused_by_code per rest / mqtt)")
@@ -83,8 +85,9 @@ def calls_in_force(request: Request) -> dict:
         "application/json": {"schema": PreemptRequest.model_json_schema()}}}},
     responses={
         404: {"description": "the run has no such signal (named)"},
-        409: {"description": "preemption is off at that signal, an `off` sent later already ended the call, or "
-                             "too many calls are in force (1000)"},
+        409: {"description": "preemption is off at that signal, an `off` sent later already ended the call, the "
+                             "call is another sender's, or too many calls are in force (at the signal, or the "
+                             "sender's)"},
         413: {"description": f"the body is larger than {MAX_BODY_BYTES} bytes"},
         422: {"description": "a malformed call (field path given), or an approach or phase the signal does not have "
                              "(its approaches or phases named), or a time too old or ahead"},
@@ -96,6 +99,7 @@ async def place_call(request: Request) -> Any:
     it. The answer says the phase the shield will serve and when the call lapses."""
     calls = _calls(request)
     by = who(request)
+    sender = writer_key_id(request)  # the key's id: two keys with one name are two senders
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         calls.refused("invalid", f"a body of {len(raw)} bytes; a call takes at most {MAX_BODY_BYTES}", "rest", by=by)
@@ -118,7 +122,7 @@ async def place_call(request: Request) -> Any:
                       device if isinstance(device, str) else None, call_id if isinstance(call_id, str) else None, by)
         raise RequestValidationError(errors) from None
     try:
-        return calls.take(req, via="rest", by=by)
+        return calls.take(req, via="rest", by=by, sender=sender)
     except CallRefused as exc:
         if exc.status == 422:
             raise refusal(exc.reason, type=exc.code) from None
