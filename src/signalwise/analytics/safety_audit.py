@@ -76,14 +76,18 @@ Rules (names as they appear in reports):
                        a live run on SUMO, and no external call explains it:
                        the warning ``preempt_unverified``; a ``--field none``
                        run has no simulated vehicles, ``live.yaml``). Overlapping calls make one
-                       preemption, which may last per call its entry (the
+                       preemption (an episode: the shield's maximum dwell bounds
+                       the signal, not each call), which may last one entry (the
                        longest yellow + red clearance, then the longest minimum
                        green with its yellow and red clearance, a 3 s pedestrian
-                       buffer, four steps of rounding) and its dwell
+                       buffer, four steps of rounding) and one dwell
                        (``shield.preempt_max_dwell_s``, the largest in force, a
-                       live change's included, and never more than 300 s) plus a
-                       step: a longer one is a violation, and the rules it
-                       suspends hold again past that.
+                       live change's included, and never more than 300 s; the
+                       300 s, with the warning ``preempt_dwell_unknown``, when
+                       ``config.yaml`` does not say) plus a step: a longer one is
+                       a violation, and the rules it suspends hold again past
+                       that. The entry minimum read from the run is never taken
+                       below 2 s (the configuration's own lower bound).
 ``link_yellow``        a vehicle link that stops being green shows yellow (y) for
                        ≥ the shortest yellow of the phases serving it before red.
 ``protected_yellow``   under a timing with ``protected_yellow`` (the safety
@@ -707,7 +711,8 @@ def _check_preempt_claims(dev: str, windows: list[tuple[float, float]], calls_on
     maximum green and pedestrian rules are suspended over: a preemption in a run whose configuration has it off,
     or whose 102 no emergency vehicle or external call explains, is a violation and suspends nothing; a
     preemption (overlapping calls together) longer than its calls' entry and dwell allow is a violation and
-    suspends them only for that long."""
+    suspends them only for that long: one entry and one dwell for the preemption, whichever calls it serves, as
+    the shield bounds the signal."""
     if evidence is None or not windows:
         return windows
     if evidence.enabled is False:
@@ -726,34 +731,36 @@ def _check_preempt_claims(dev: str, windows: list[tuple[float, float]], calls_on
                                                  "network (trips.csv) and no external call for this signal "
                                                  "(preempt_calls.csv) at that time")
     kept = [w for w in windows if not any(w[0] - out.tol_s <= t <= w[0] + out.tol_s for t in unexplained)]
-    if evidence.max_dwell_s is None:
-        return kept
-    dwell_s = min(evidence.max_dwell_s, PREEMPT_MAX_DWELL_S)
-    per_call_s = _preempt_entry_s(revisions, out.step_s) + dwell_s + out.step_s
+    if evidence.max_dwell_s is None and kept:  # a run directory that does not say: the most any configuration allows
+        out.warning("preempt_dwell_unknown", dev, kept[0][0],
+                    detail=f"config.yaml gives no shield.preempt_max_dwell_s: preemptions held to the largest any "
+                           f"run may have, {PREEMPT_MAX_DWELL_S:g} s")
+    dwell_s = min(PREEMPT_MAX_DWELL_S if evidence.max_dwell_s is None else evidence.max_dwell_s,
+                  PREEMPT_MAX_DWELL_S)
+    allowed_s = _preempt_entry_s(revisions, out.step_s) + dwell_s + out.step_s
     bounded = []
-    for start, end, n_calls in _episodes(kept):
-        allowed_s = n_calls * per_call_s
+    for start, end, calls in _episodes(kept):
         if end - start > allowed_s + out.tol_s:
             out.violation("preempt", dev, start, measured_s=end - start, required_s=allowed_s,
-                          detail=f"preemption held longer than {n_calls} call(s) may: entry (a change interval, a "
-                                 f"minimum green and its clearance) and a dwell of {dwell_s:g} s each; the rules it "
-                                 f"suspends apply again from t={start + allowed_s:g}")
+                          detail=f"preemption ({len(calls)} call(s) overlapping) held longer than a signal may: "
+                                 f"one entry (a change interval, a minimum green and its clearance) and one dwell "
+                                 f"of {dwell_s:g} s; the rules it suspends apply again from t={start + allowed_s:g}")
             end = start + allowed_s
         bounded.append((start, end))
     return bounded
 
 
-def _episodes(windows: list[tuple[float, float]]) -> list[tuple[float, float, int]]:
-    """Overlapping preemption windows as one (start, end, calls): a call that comes during another is served
-    after it."""
+def _episodes(windows: list[tuple[float, float]]) -> list[tuple[float, float, list[tuple[float, float]]]]:
+    """Overlapping preemption windows as one (start, end, its calls' windows): continuous preemption at a
+    signal, whichever calls it serves."""
     merged: list[list] = []
     for a, b in sorted(windows):
         if merged and a <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], b)
-            merged[-1][2] += 1
+            merged[-1][2].append((a, b))
         else:
-            merged.append([a, b, 1])
-    return [(a, b, n) for a, b, n in merged]
+            merged.append([a, b, [(a, b)]])
+    return [(a, b, calls) for a, b, calls in merged]
 
 
 # ---------------------------------------------------------------------------
@@ -1411,7 +1418,8 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
             switches = _switches(dev_id, dev_events, revisions[dev_id], out)
             replay = _DeviceEvents(dev, out, preempts, dev_events[0].time_s, starts_mid_run, switches)
             if preemption is not None and preemption.entry_min_green_s is not None:
-                replay.entry_min_green_s = preemption.entry_min_green_s
+                # never below the configuration's own lower bound, whatever the run directory says
+                replay.entry_min_green_s = max(preemption.entry_min_green_s, PREEMPT_ENTRY_MIN_GREEN_S)
             replay.replay(phase_events)
             replay.finish(log_end)
             walks = {p: st.walks for p, st in replay.phases.items()}

@@ -58,9 +58,16 @@ Guarantees, per intersection:
   that begins while a call is on (its change interval was under way) shows no
   walk and has the same entry minimum; should every call end before it does,
   its walk starts then. The called phase's green is held (107 begins the
-  dwell of every call it serves) until the vehicle passes, at most
-  `preempt_max_dwell_s` from that green's start: then 110, max presence
-  exceeded, and 104. A vehicle whose call ended does not call again at that
+  dwell of every call it serves) until the vehicle passes. The maximum dwell
+  bounds the signal, not each call: continuous preemption at a signal (calls
+  overlapping or following one another without a gap) dwells at most
+  `preempt_max_dwell_s` from its first 107, whichever calls it serves (and
+  lasts at most one entry and that dwell from its first 102); then
+  every call on ends (110, max presence exceeded, and 104) and the signal
+  re-services: each other phase of the cycle (`cycle_phases`) runs at least
+  its minimum green, clearances in full, before a new call is taken
+  (`preempt_reservice` interventions; a call that comes meanwhile waits,
+  `preempt_lockout`). A vehicle whose call ended does not call again at that
   signal until it has dropped out of range (left the distance or passed the
   stop line), as a detector input re-arms only once its call drops. Cycle and
   max-green bounds are suspended while a preempt is active, clearances are
@@ -102,6 +109,7 @@ from ..core.types import (
     SignalStatus,
     Timing,
 )
+from .preempt_phase import phase_serving_link
 
 EPS = 1e-6
 GREEN = "Gg"
@@ -309,6 +317,15 @@ class IntersectionShield:
         self.preempt_calls: dict[str, PreemptCall] = {}
         #: vehicles whose call ended and that have not dropped out of range since: they do not call again yet
         self._preempt_spent: set[str] = set()
+        #: the first 107 of the preemption in force (calls overlapping or following one another): what the maximum
+        #: dwell bounds; None while no preemption dwells
+        self._episode_dwell_start_s: float | None = None
+        #: the first 102 of the preemption in force: it lasts at most one entry (`_entry_bound_s`) and the dwell
+        self._episode_on_s = 0.0
+        #: after a preemption ran out its maximum dwell: the phases still owed a minimum green before a new call is
+        #: taken (the re-service), and the vehicles told they wait for it
+        self._reservice_owed: set[int] = set()
+        self._lockout_noted: set[str] = set()
         #: the green in force began during a preemption and showed no walk
         self._walk_withheld = False
         self._start_green(initial_phase, start_s)
@@ -319,12 +336,20 @@ class IntersectionShield:
         self._yellow_s = [t.yellow_of(p) for p in range(n)]
         self._all_red_s = [t.all_red_of(p) for p in range(n)]
         self._clear_eff_s, self._min_green_eff_s = self._effective(t)
-        self._entry_min_green_s = ceil_to_step(self.cfg.preempt_entry_min_green_s, self.cfg.step_length_s)
+        #: the longest a preemption's entry may take: a change interval under way, then a minimum green and its own
+        #: change interval (the audit allows this, plus a pedestrian buffer and rounding)
+        self._entry_bound_s = max(self._clear_eff_s) + max(g + c for g, c in zip(self._min_green_eff_s,
+                                                                                   self._clear_eff_s, strict=True))
         self._calls = t.cycle_calls
         self._protected_yellow = t.protected_yellow
         self._change_cache.clear()  # the change states follow the timing's protected_yellow
         self._in_force_plan = _GreensPlan(self._shortest_green(t), self._clear_eff_s, t.cycle_max_s)
         self._plan_timing(t)
+
+    @property
+    def _entry_min_green_s(self) -> float:
+        """The preemption entry minimum, read from the settings in force (a run-time shield change replaces them)."""
+        return ceil_to_step(self.cfg.preempt_entry_min_green_s, self.cfg.step_length_s)
 
     def _effective(self, t: Timing) -> tuple[list[float], list[float]]:
         """Per phase, its change interval and minimum green rounded up to whole steps: what the signal shows."""
@@ -609,7 +634,8 @@ class IntersectionShield:
     def _trusted_hold(self) -> bool:
         """The current proposal keeps the phase and would not send the shield to its fallback."""
         d = self.proposal
-        if self.in_fallback or self.preempt_active or self.controller_failed or self.data_fault is not None:
+        if self.in_fallback or self.preempt_active or self.controller_failed or self.data_fault is not None \
+                or self._reservice_owed:
             return False
         if d is None:
             return True
@@ -664,6 +690,11 @@ class IntersectionShield:
                 return wanted, self._asked_termination()
             self._intervene(now, "cycle_max", f"phase {urgent + 1} must be served within {self._hold_plan.cycle_max_s:g} s")
             return urgent, EventCode.PHASE_FORCE_OFF
+
+        if self._reservice_owed:
+            target = self._reservice_next(c, now)
+            if target is not None:
+                return target, EventCode.PHASE_FORCE_OFF
 
         max_start_s = self._max_green_start_s()
         maxed_out = now - max_start_s >= self.inter.timing.max_green_s[c] - EPS
@@ -866,13 +897,28 @@ class IntersectionShield:
         present = {e.vehicle_id for e in emergency}
         self._preempt_spent &= present  # a vehicle out of range calls again when it comes back
         calls = self.preempt_calls
+        # the maximum dwell bounds the preemption at this signal, from its first 107, not each call from its own
+        # (and the whole preemption from its first 102 by one entry and the dwell, should calls that left before
+        # their green keep it in entry)
+        start = self._episode_dwell_start_s
+        dwell = None if start is None else now - start
+        timed_out = self.preempt_active and (
+            (dwell is not None and dwell > self.cfg.preempt_max_dwell_s)
+            or now - self._episode_on_s > self._entry_bound_s + self.cfg.preempt_max_dwell_s)
+        if dwell is None:
+            dwell = now - self._episode_on_s
+        if timed_out:
+            # every phase of the cycle but the one preempted runs its minimum green before a new call is taken
+            self._reservice_owed = set(self.cycle_phases) - {self.preempt_phase}
+            self._lockout_noted = set()
         for vid, call in list(calls.items()):
-            dwell = None if call.dwell_start_s is None else now - call.dwell_start_s
-            if vid in present and (dwell is None or dwell <= self.cfg.preempt_max_dwell_s):
+            if vid in present and not timed_out:
                 continue
             if vid in present:
-                self._intervene(now, "preempt_timeout", f"{vid} held over {dwell:.0f} s (channel {call.channel}); "
-                                                        "it calls again once it has left the preemption distance")
+                self._intervene(now, "preempt_timeout", f"{vid}: the preemption at this signal held over {dwell:.0f} s "
+                                                        f"(channel {call.channel}); it calls again once it has left "
+                                                        "the preemption distance, and the other phases are served "
+                                                        "first")
                 self._emit(now, EventCode.PREEMPT_MAX_PRESENCE_EXCEEDED, call.channel)  # then the call ends, 104
                 self._preempt_spent.add(vid)
             self._emit(now, EventCode.PREEMPT_CALL_OFF, call.channel)
@@ -880,6 +926,14 @@ class IntersectionShield:
         green = self.phase if self.interval == GREEN_I else None
         new = [(phase, e) for e in emergency if e.vehicle_id not in calls and e.vehicle_id not in self._preempt_spent
                and (phase := self._phase_serving_link(e.link_index)) is not None]
+        if self._reservice_owed:  # no call is taken until the other phases have been served
+            for _phase, e in new:
+                if e.vehicle_id not in self._lockout_noted:
+                    self._lockout_noted.add(e.vehicle_id)
+                    self._intervene(now, "preempt_lockout", f"{e.vehicle_id} waits: phases "
+                                    f"{', '.join(str(p + 1) for p in sorted(self._reservice_owed))} are served "
+                                    "after a preemption that ran out its maximum dwell")
+            new = []
         # calls that come together: one the green in force serves first, then the nearest
         for phase, e in sorted(new, key=lambda pe: (pe[0] != green, pe[1].distance_m)):
             if e.vehicle_id in calls:
@@ -904,6 +958,8 @@ class IntersectionShield:
             if self.preempt_active:
                 self._end_preemption(now)
             return
+        if not self.preempt_active:
+            self._episode_on_s = first.on_s
         if not (self.preempt_active and first.vehicle_id == self.preempt_vehicle):
             self.preempt_active = True
             self.preempt_vehicle, self.preempt_phase, self.preempt_start_s = first.vehicle_id, first.phase, first.on_s
@@ -917,6 +973,8 @@ class IntersectionShield:
                 if call.phase == self.phase and call.dwell_start_s is None:
                     call.dwell_start_s = now
                     self._emit(now, EventCode.PREEMPT_BEGIN_DWELL, call.channel)
+                    if self._episode_dwell_start_s is None:
+                        self._episode_dwell_start_s = now
         first = next(iter(self.preempt_calls.values()))
         self.preempt_dwell_start_s = first.dwell_start_s
 
@@ -930,21 +988,26 @@ class IntersectionShield:
         self.preempt_vehicle = None
         self.preempt_phase = None
         self.preempt_dwell_start_s = None
+        self._episode_dwell_start_s = None
         if self._walk_withheld and self.interval == GREEN_I:  # the green goes on: its pedestrians get their walk
             self._walk_withheld = False
             self._begin_walk(self.phase, now)
 
+    def _reservice_next(self, c: int, now: float) -> int | None:
+        """During the re-service after a preemption's maximum dwell: the phase to force to (None: keep the green).
+        A green that has run its minimum (the caller checked) has been served; the next phase owed, in phase
+        order after it, follows."""
+        self._reservice_owed.discard(c)
+        if not self._reservice_owed:
+            return None
+        target = min(self._reservice_owed, key=lambda p: (p - c) % self._n)
+        self._intervene(now, "preempt_reservice", f"to phase {target + 1}: phases "
+                        f"{', '.join(str(p + 1) for p in sorted(self._reservice_owed))} are served before a new "
+                        "preemption call, after one that ran out its maximum dwell")
+        return target
+
     def _phase_serving_link(self, link: int) -> int | None:
-        if not 0 <= link < self.inter.n_links:
-            return None  # not this signal's link (a negative index would read one from the end)
-        best = None
-        for p in self.inter.phases:
-            ch = p.green_state[link] if link < len(p.green_state) else "r"
-            if ch == "G":
-                return p.index
-            if ch == "g" and best is None:
-                best = p.index
-        return best
+        return phase_serving_link(self.inter, link)
 
     # -- intervals -----------------------------------------------------------------------
     def _start_green(self, phase: int, now: float) -> None:

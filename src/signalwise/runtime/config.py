@@ -396,8 +396,10 @@ class ShieldSettings(BaseModel):
         f"has cleared; {_PREEMPT_MINIMUM_WHY['preempt_distance_m']}; "
         f"{_PREEMPT_MAXIMUM_WHY['preempt_distance_m']} (every profile, and at run time)"))
     preempt_max_dwell_s: float = Field(60.0, ge=PREEMPT_MIN_DWELL_S, le=PREEMPT_MAX_DWELL_S, description=(
-        "longest a preemption holds its green for one emergency vehicle, from that green's start (then it is "
-        f"logged as 110, max presence exceeded); {_PREEMPT_MINIMUM_WHY['preempt_max_dwell_s']}; "
+        "longest a preemption holds its green at a signal, from its first dwell (107): calls that overlap one "
+        "another are one preemption (then every call on is logged as 110, max presence exceeded, and the other "
+        "phases are served before a new call is taken); "
+        f"{_PREEMPT_MINIMUM_WHY['preempt_max_dwell_s']}; "
         f"{_PREEMPT_MAXIMUM_WHY['preempt_max_dwell_s']} (every profile, and at run time). The audit holds each "
         "preemption to it"))
     preempt_ends_walk: bool = Field(False, description=(

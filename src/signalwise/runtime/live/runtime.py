@@ -95,7 +95,7 @@ log = logging.getLogger("signalwise.live")
 
 #: interventions that note a proposal had to wait, or record a preemption call as it comes (or waits for another),
 #: rather than override it (not counted for alerts)
-NOTES = frozenset({"min_green", "fallback_end", "preempt_call", "preempt_queued"})
+NOTES = frozenset({"min_green", "fallback_end", "preempt_call", "preempt_queued", "preempt_lockout"})
 #: wall seconds between two rewrites of controller_errors.csv while only the counts of its kinds grow (a new kind is
 #: written at once): a controller failing at every decision costs a small file every few seconds, not one a tick
 FAULTS_WRITE_EVERY_S = 5.0
