@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 from support.loopback import free_port, serving_live, signalwise_serving
-from support.mqtt import BROKER, broker_unavailable_reason, start_feed_live
+from support.mqtt import BROKER, broker_unavailable_reason, live_status, start_feed_live, started_publisher
 from support.waiting import until
 
 from signalwise.analytics.safety_audit import audit_run
@@ -195,11 +195,6 @@ def test_a_rest_call_preempts_a_field_run_ends_with_off_and_lapses_without_a_rep
     assert report.ok, [f"{v.rule}: {v.device_id} t={v.time_s}: {v.detail}" for v in report.violations]
 
 
-def _status(base: str) -> dict | None:
-    try:
-        return httpx.get(f"{base}/api/v1/live/status", timeout=2).json()
-    except httpx.HTTPError:
-        return None
 
 
 @pytest.mark.slow
@@ -207,32 +202,28 @@ def test_an_mqtt_call_preempts_and_a_retained_one_is_refused(tmp_path):
     reason = broker_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
 
     prefix = f"signalwise-test-{uuid.uuid4().hex[:8]}"
     config = tmp_path / "live.yaml"
     config.write_text(yaml.safe_dump({"mqtt_topic_prefix": prefix}))
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2)
-    pub.connect(*BROKER)
-    pub.loop_start()
+    pub = started_publisher()
     topic = f"{prefix}/J2/preempt"
     # a call left on the broker (retained) before the run subscribed: delivered to it as the broker's stored copy
     old = {"intersection_id": "J2", "state": "on", "call_id": "medic-1", "approach": "west", "sim_time_s": 0}
     pub.publish(topic, json.dumps(old), qos=1, retain=True).wait_for_publish(5)
     proc, base = start_feed_live(tmp_path, BROKER[1], "--config", str(config), "--speed", "5", "--mqtt-preempt")
     try:
-        assert until(lambda: (s := _status(base)) is not None and s["feeds"]["mqtt"]["connected"], 90), \
+        assert until(lambda: (s := live_status(base)) is not None and s["feeds"]["mqtt"]["connected"], 90), \
             proc.stderr.read() if proc.poll() is not None else "no status"
-        assert until(lambda: _status(base)["sim_time_s"] > 5, 30)
+        assert until(lambda: live_status(base)["sim_time_s"] > 5, 30)
 
         def send(state: str, *, retain: bool = False, to: str = topic, **more) -> None:
             body = {"intersection_id": "J2", "state": state, "call_id": "medic-3",
-                    "sim_time_s": _status(base)["sim_time_s"], **more}
+                    "sim_time_s": live_status(base)["sim_time_s"], **more}
             pub.publish(to, json.dumps(body), qos=1, retain=retain).wait_for_publish(5)
 
         def counts() -> dict:
-            return _status(base)["feeds"]["preempt"]
+            return live_status(base)["feeds"]["preempt"]
 
         def j2() -> dict:
             return next(s for s in httpx.get(f"{base}/api/v1/live/snapshot").json()["signals"]

@@ -19,12 +19,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 
 import pytest
 import yaml
-from support.mqtt import BROKER, broker_unavailable_reason, start_feed_live
+from support.mqtt import BROKER, broker_unavailable_reason, live_status, start_feed_live
 from support.waiting import until
 
 from signalwise.runtime.live.feeds import DetectorFeed
@@ -92,12 +91,6 @@ def test_stop_is_bounded_and_counts_what_it_did_not_hand_over(corridor):
     assert sub.stats() == s
 
 
-def _status(base: str) -> dict | None:
-    try:
-        with urllib.request.urlopen(f"{base}/api/v1/live/status", timeout=2) as r:
-            return json.loads(r.read())
-    except OSError:
-        return None
 
 
 @pytest.mark.slow
@@ -109,14 +102,14 @@ def test_a_live_run_stopped_during_a_burst_counts_every_payload(tmp_path):
     proc, base = start_feed_live(tmp_path, BROKER[1], "--config", str(config))
     sender = None
     try:
-        assert until(lambda: (s := _status(base)) is not None and s["feeds"]["mqtt"]["connected"], 90), \
+        assert until(lambda: (s := live_status(base)) is not None and s["feeds"]["mqtt"]["connected"], 90), \
             proc.stderr.read() if proc.poll() is not None else "no status"
-        assert until(lambda: _status(base)["sim_time_s"] > 2, 30)
-        t0 = _status(base)["sim_time_s"] + 0.5
+        assert until(lambda: live_status(base)["sim_time_s"] > 2, 30)
+        t0 = live_status(base)["sim_time_s"] + 0.5
         n = 4000  # about a second of the intake's rate: still arriving when the run stops
         sender = subprocess.Popen([sys.executable, "-c", SENDER, str(BROKER[1]), f"{prefix}/J1/detectors", str(t0),
                                    str(n)])
-        assert until(lambda: _status(base)["feeds"]["mqtt"]["received"] >= 200, 30), _status(base)["feeds"]
+        assert until(lambda: live_status(base)["feeds"]["mqtt"]["received"] >= 200, 30), live_status(base)["feeds"]
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
     finally:

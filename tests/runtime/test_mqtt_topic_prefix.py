@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import signal
-import urllib.request
 import uuid
 
 import pytest
 import yaml
 from pydantic import ValidationError
-from support.mqtt import BROKER, broker_unavailable_reason, start_feed_live
+from support.mqtt import BROKER, broker_unavailable_reason, live_status, start_feed_live, started_publisher
 from support.waiting import until
 
 from signalwise.runtime.config import RunConfig
@@ -30,12 +29,6 @@ def test_a_prefix_with_a_wildcard_or_an_empty_level_is_refused():
             RunConfig(mqtt_topic_prefix=bad)
 
 
-def _status(base: str) -> dict | None:
-    try:
-        with urllib.request.urlopen(f"{base}/api/v1/live/status", timeout=2) as r:
-            return json.loads(r.read())
-    except OSError:
-        return None
 
 
 @pytest.mark.slow
@@ -43,25 +36,21 @@ def test_a_live_run_subscribes_under_its_configured_prefix(tmp_path):
     reason = broker_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
 
     prefix = f"signalwise-test-{uuid.uuid4().hex[:8]}/corridor-a"
     config = tmp_path / "live.yaml"
     config.write_text(yaml.safe_dump({"mqtt_topic_prefix": prefix}))
     proc, base = start_feed_live(tmp_path, BROKER[1], "--config", str(config))
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2)
-    pub.connect(*BROKER)
-    pub.loop_start()
+    pub = started_publisher()
     try:
-        assert until(lambda: (s := _status(base)) is not None and s["feeds"]["mqtt"]["connected"], 90), \
+        assert until(lambda: (s := live_status(base)) is not None and s["feeds"]["mqtt"]["connected"], 90), \
             proc.stderr.read() if proc.poll() is not None else "no status"
-        assert until(lambda: _status(base)["sim_time_s"] > 2, 30)
-        t = _status(base)["sim_time_s"]
+        assert until(lambda: live_status(base)["sim_time_s"] > 2, 30)
+        t = live_status(base)["sim_time_s"]
         message = {"device_id": "J1", "channel": 1, "event": "on", "sim_time_s": t}
         pub.publish(f"{prefix}/J1/detectors", json.dumps(message), qos=1).wait_for_publish(5)
-        assert until(lambda: _status(base)["feeds"]["mqtt"]["accepted"] == 1, 15), _status(base)["feeds"]
-        mqtt_status = _status(base)["feeds"]["mqtt"]
+        assert until(lambda: live_status(base)["feeds"]["mqtt"]["accepted"] == 1, 15), live_status(base)["feeds"]
+        mqtt_status = live_status(base)["feeds"]["mqtt"]
         assert (mqtt_status["received"], mqtt_status["retained"], mqtt_status["dropped"]) == (1, 0, 0), mqtt_status
     finally:
         pub.loop_stop()

@@ -198,13 +198,6 @@ def test_only_a_calls_sender_ends_or_redirects_it(field_run):
     assert calls.active() == []
 
 
-def _status(base: str) -> dict | None:
-    import httpx
-
-    try:
-        return httpx.get(f"{base}/api/v1/live/status", timeout=2).json()
-    except httpx.HTTPError:
-        return None
 
 
 @pytest.mark.slow
@@ -213,33 +206,35 @@ def test_an_mqtt_feed_takes_no_calls_unless_the_run_opts_in(tmp_path):
     import uuid
 
     import yaml
-    from support.mqtt import BROKER, broker_unavailable_reason, start_feed_live
+    from support.mqtt import (
+        BROKER,
+        broker_unavailable_reason,
+        live_status,
+        start_feed_live,
+        started_publisher,
+    )
 
     reason = broker_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
 
     prefix = f"signalwise-test-{uuid.uuid4().hex[:8]}"
     config = tmp_path / "live.yaml"
     config.write_text(yaml.safe_dump({"mqtt_topic_prefix": prefix}))
     proc, base = start_feed_live(tmp_path, BROKER[1], "--config", str(config), "--speed", "5")  # no --mqtt-preempt
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2)
-    pub.connect(*BROKER)
-    pub.loop_start()
+    pub = started_publisher()
     try:
-        assert until(lambda: (s := _status(base)) is not None and s["feeds"]["mqtt"]["connected"], 90), \
+        assert until(lambda: (s := live_status(base)) is not None and s["feeds"]["mqtt"]["connected"], 90), \
             proc.stderr.read() if proc.poll() is not None else "no status"
-        assert until(lambda: _status(base)["sim_time_s"] > 2, 30)
-        t = _status(base)["sim_time_s"]
+        assert until(lambda: live_status(base)["sim_time_s"] > 2, 30)
+        t = live_status(base)["sim_time_s"]
         call = {"intersection_id": "J2", "approach": "west", "state": "on", "call_id": "x", "sim_time_s": t}
         pub.publish(f"{prefix}/J2/preempt", json.dumps(call), qos=1).wait_for_publish(5)
         # published after the call by the same client: once it is in, the call had its chance to be
         detector = {"device_id": "J1", "channel": 1, "event": "on", "sim_time_s": t}
         pub.publish(f"{prefix}/J1/detectors", json.dumps(detector), qos=1).wait_for_publish(5)
-        assert until(lambda: _status(base)["feeds"]["mqtt"]["accepted"] == 1, 15), _status(base)["feeds"]
-        counts = _status(base)["feeds"]["preempt"]
+        assert until(lambda: live_status(base)["feeds"]["mqtt"]["accepted"] == 1, 15), live_status(base)["feeds"]
+        counts = live_status(base)["feeds"]["preempt"]
         assert (counts["accepted"], counts["refused"], counts["placed"]) == (0, 0, 0), counts
     finally:
         pub.loop_stop()

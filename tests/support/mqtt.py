@@ -156,3 +156,25 @@ def start_feed_live(tmp_path, broker_port: int, *args: str, duration_s: float = 
                              "--port", str(api), "--insecure-no-auth", "--mqtt", f"127.0.0.1:{broker_port}", *args],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     return proc, f"http://127.0.0.1:{api}"
+
+
+def live_status(base: str) -> dict | None:
+    """A live run's `/api/v1/live/status`, or None while its API does not answer yet (or no longer)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base}/api/v1/live/status", timeout=2) as r:
+            return json.loads(r.read())
+    except OSError:
+        return None
+
+
+def started_publisher():
+    """A paho client connected to the test broker with its network loop running; `loop_stop` and `disconnect` it."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2)
+    pub.connect(*BROKER)
+    pub.loop_start()
+    return pub
