@@ -9,13 +9,10 @@ under that prefix; a prefix with a wildcard is refused by name.
 from __future__ import annotations
 
 import json
-import signal
-import uuid
 
 import pytest
-import yaml
 from pydantic import ValidationError
-from support.mqtt import BROKER, broker_unavailable_reason, live_status, start_feed_live, started_publisher
+from support.mqtt import broker_unavailable_reason, feed_live_on_own_prefix, live_status
 from support.waiting import until
 
 from signalwise.runtime.config import RunConfig
@@ -37,27 +34,10 @@ def test_a_live_run_subscribes_under_its_configured_prefix(tmp_path):
     if reason:
         pytest.skip(reason)
 
-    prefix = f"signalwise-test-{uuid.uuid4().hex[:8]}/corridor-a"
-    config = tmp_path / "live.yaml"
-    config.write_text(yaml.safe_dump({"mqtt_topic_prefix": prefix}))
-    proc, base = start_feed_live(tmp_path, BROKER[1], "--config", str(config))
-    pub = started_publisher()
-    try:
-        assert until(lambda: (s := live_status(base)) is not None and s["feeds"]["mqtt"]["connected"], 90), \
-            proc.stderr.read() if proc.poll() is not None else "no status"
-        assert until(lambda: live_status(base)["sim_time_s"] > 2, 30)
+    with feed_live_on_own_prefix(tmp_path, levels="/corridor-a") as (_proc, base, prefix, pub):
         t = live_status(base)["sim_time_s"]
         message = {"device_id": "J1", "channel": 1, "event": "on", "sim_time_s": t}
         pub.publish(f"{prefix}/J1/detectors", json.dumps(message), qos=1).wait_for_publish(5)
         assert until(lambda: live_status(base)["feeds"]["mqtt"]["accepted"] == 1, 15), live_status(base)["feeds"]
         mqtt_status = live_status(base)["feeds"]["mqtt"]
         assert (mqtt_status["received"], mqtt_status["retained"], mqtt_status["dropped"]) == (1, 0, 0), mqtt_status
-    finally:
-        pub.loop_stop()
-        pub.disconnect()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=60)
-        except Exception:  # noqa: BLE001 - a run that will not stop is killed
-            proc.kill()
-            proc.communicate()

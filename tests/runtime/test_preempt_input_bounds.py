@@ -202,31 +202,13 @@ def test_only_a_calls_sender_ends_or_redirects_it(field_run):
 
 @pytest.mark.slow
 def test_an_mqtt_feed_takes_no_calls_unless_the_run_opts_in(tmp_path):
-    import signal
-    import uuid
-
-    import yaml
-    from support.mqtt import (
-        BROKER,
-        broker_unavailable_reason,
-        live_status,
-        start_feed_live,
-        started_publisher,
-    )
+    from support.mqtt import broker_unavailable_reason, feed_live_on_own_prefix, live_status
 
     reason = broker_unavailable_reason()
     if reason:
         pytest.skip(reason)
 
-    prefix = f"signalwise-test-{uuid.uuid4().hex[:8]}"
-    config = tmp_path / "live.yaml"
-    config.write_text(yaml.safe_dump({"mqtt_topic_prefix": prefix}))
-    proc, base = start_feed_live(tmp_path, BROKER[1], "--config", str(config), "--speed", "5")  # no --mqtt-preempt
-    pub = started_publisher()
-    try:
-        assert until(lambda: (s := live_status(base)) is not None and s["feeds"]["mqtt"]["connected"], 90), \
-            proc.stderr.read() if proc.poll() is not None else "no status"
-        assert until(lambda: live_status(base)["sim_time_s"] > 2, 30)
+    with feed_live_on_own_prefix(tmp_path, "--speed", "5") as (_proc, base, prefix, pub):  # no --mqtt-preempt
         t = live_status(base)["sim_time_s"]
         call = {"intersection_id": "J2", "approach": "west", "state": "on", "call_id": "x", "sim_time_s": t}
         pub.publish(f"{prefix}/J2/preempt", json.dumps(call), qos=1).wait_for_publish(5)
@@ -236,12 +218,3 @@ def test_an_mqtt_feed_takes_no_calls_unless_the_run_opts_in(tmp_path):
         assert until(lambda: live_status(base)["feeds"]["mqtt"]["accepted"] == 1, 15), live_status(base)["feeds"]
         counts = live_status(base)["feeds"]["preempt"]
         assert (counts["accepted"], counts["refused"], counts["placed"]) == (0, 0, 0), counts
-    finally:
-        pub.loop_stop()
-        pub.disconnect()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=60)
-        except Exception:  # noqa: BLE001 - a run that will not stop is killed
-            proc.kill()
-            proc.communicate()

@@ -178,3 +178,35 @@ def started_publisher():
     pub.connect(*BROKER)
     pub.loop_start()
     return pub
+
+
+@contextlib.contextmanager
+def feed_live_on_own_prefix(tmp_path, *args: str, levels: str = ""):
+    """A `start_feed_live` run under a topic prefix of its own (`mqtt_topic_prefix` in its `--config`; `levels`, such
+    as "/corridor-a", adds topic levels to it), connected to the broker and past its first 2 simulated seconds,
+    with a connected publisher: (process, base URL, prefix, publisher). Stopped with SIGINT (killed if it will not stop) and the publisher disconnected on the way out."""
+    import signal
+
+    import yaml
+
+    from .waiting import until
+
+    prefix = f"signalwise-test-{uuid.uuid4().hex[:8]}{levels}"
+    config = tmp_path / "live.yaml"
+    config.write_text(yaml.safe_dump({"mqtt_topic_prefix": prefix}))
+    proc, base = start_feed_live(tmp_path, BROKER[1], "--config", str(config), *args)
+    pub = started_publisher()
+    try:
+        assert until(lambda: (s := live_status(base)) is not None and s["feeds"]["mqtt"]["connected"], 90), \
+            proc.stderr.read() if proc.poll() is not None else "no status"
+        assert until(lambda: live_status(base)["sim_time_s"] > 2, 30)
+        yield proc, base, prefix, pub
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=60)
+        except Exception:  # noqa: BLE001 - a run that will not stop is killed
+            proc.kill()
+            proc.communicate()
