@@ -66,3 +66,15 @@ def test_an_unwritable_cache_is_said_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("SIGNALWISE_CACHE_DIR", str(blocker))
     with pytest.raises(ScenarioError, match="not-a-dir"):
         load("resco:ingolstadt7")
+
+
+def test_two_installs_sharing_the_cache_each_run_their_own_route_files(tmp_path):
+    """The restored network's sumocfg names the route files of the sumo-rl it came from: a second install (a CI
+    clone beside a checkout) sharing the cache got the first one's, and failed once that install was removed."""
+    first, second = tmp_path / "first" / "ingolstadt7", tmp_path / "second" / "ingolstadt7"
+    shutil.copytree(_resco_root() / "ingolstadt7", first)
+    shutil.copytree(_resco_root() / "ingolstadt7", second)
+    resco_sumocfg(first, "ingolstadt7")
+    shutil.rmtree(first)
+    mine = from_sumocfg(resco_sumocfg(second, "ingolstadt7"))
+    assert mine.route_files and all(p.is_relative_to(second.resolve()) and p.is_file() for p in mine.route_files)

@@ -59,7 +59,10 @@ def resco_sumocfg(folder: Path, net_name: str) -> Path:
     source = (folder / f"{net_name}.net.xml").read_bytes()
     if _sha256(source) == want:  # a sumo-rl that ships RESCO's file itself
         return sumocfg
-    target = cache_dir() / "resco" / f"{net_name}-{want[:16]}"
+    # per sumo-rl folder too: the sumocfg beside the restored file names that folder's route files by absolute path,
+    # so two installs (a checkout and a CI clone) sharing the cache must not share it, nor one outlive its folder
+    folder_digest = _sha256(str(folder.resolve()).encode())[:8]
+    target = cache_dir() / "resco" / f"{net_name}-{want[:16]}-{folder_digest}"
     restored_cfg = target / f"{net_name}.sumocfg"
     if restored_cfg.is_file():
         return restored_cfg
